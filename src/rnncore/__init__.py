@@ -1,0 +1,21 @@
+"""rnncore: fast, exact recurrent-network kernels for NumPy.
+
+Layers (``RNN``, ``LSTM``, ``GRU``) and one-step cells (``RNNCell``, ``LSTMCell``,
+``GRUCell``) with PyTorch's parameter names, shapes and semantics, explicit
+``forward``/``backward``, and a pure-NumPy reference (``rnncore.reference``) of
+every kernel.
+"""
+
+import scipy_openblas32 as _openblas  # noqa: F401  loads the BLAS that _core links to, first
+
+from ._module import Module, is_grad_enabled, no_grad
+from .backends import BACKENDS, backend_available
+from .cells import GRUCell, LSTMCell, RNNCell
+from .layers import GRU, LSTM, RNN
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell",
+    "Module", "no_grad", "is_grad_enabled", "BACKENDS", "backend_available", "__version__",
+]

@@ -1,0 +1,98 @@
+"""Argument checks shared by every public entry point.
+
+Each check raises TypeError (wrong kind or dtype) or ValueError (wrong value or
+shape) with a message that starts with the argument's name. Arrays come back
+C-contiguous (a copy only when the caller's array is not), never cast.
+"""
+
+from __future__ import annotations
+
+import numbers
+import operator
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def positive_int(name, value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected a positive int, got {type(value).__name__} {value!r}")
+    value = operator.index(value)
+    if value <= 0:
+        raise ValueError(f"{name}: expected a positive int, got {value}")
+    return value
+
+
+def float_dtype(dtype):
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"dtype: expected float32 or float64, got {dtype!r}") from exc
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"dtype: expected float32 or float64, got {dt}")
+    return dt
+
+
+def one_of(name, value, choices):
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def probability(name, value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a float in [0, 1], got {type(value).__name__}")
+    value = float(value)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name}: expected a float in [0, 1], got {value}")
+    return value
+
+
+def array(name, a, dtype, shape):
+    """Check a float array against dtype and shape; return it C-contiguous.
+
+    shape is a tuple of ints, or None for a free dimension; its length is the
+    required ndim."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray of {dtype}, got {type(a).__name__}")
+    if a.dtype != dtype:
+        raise TypeError(f"{name}: expected {dtype} array, got {a.dtype} "
+                        f"(rnncore never casts silently: convert with .astype(np.{dtype}))")
+    if a.ndim != len(shape):
+        raise ValueError(f"{name}: expected {len(shape)}-D array of shape {_fmt(shape)}, "
+                         f"got {a.ndim}-D of shape {a.shape}")
+    for axis, (want, got) in enumerate(zip(shape, a.shape)):
+        if want is not None and want != got:
+            raise ValueError(f"{name}: expected shape {_fmt(shape)}, got {a.shape} "
+                             f"(dimension {axis} is {got}, expected {want})")
+    return np.ascontiguousarray(a)
+
+
+def lengths(value, T, B):
+    """Check per-sequence lengths: B integers in [0, T]. Returns int64 (B,) or None."""
+    if value is None:
+        return None
+    if isinstance(value, np.ndarray):
+        a = value
+    elif isinstance(value, (list, tuple)):
+        if not all(isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+                   for v in value):
+            raise TypeError("lengths: expected integers")
+        a = np.asarray(value, dtype=np.int64)
+    else:
+        raise TypeError(f"lengths: expected a 1-D integer array or list, got {type(value).__name__}")
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"lengths: expected an integer array, got {a.dtype}")
+    if a.ndim != 1:
+        raise ValueError(f"lengths: expected a 1-D array of {B} lengths, got shape {a.shape}")
+    if a.shape[0] != B:
+        raise ValueError(f"lengths: expected {B} lengths (one per sequence), got {a.shape[0]}")
+    if a.size and (a.min() < 0 or a.max() > T):
+        bad = a[(a < 0) | (a > T)][0]
+        raise ValueError(f"lengths: every length must be in [0, {T}], got {bad}")
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+def _fmt(shape):
+    return "(" + ", ".join("?" if s is None else str(s) for s in shape) + ")"

@@ -1,0 +1,31 @@
+"""Backend selection. A backend is a module with the twelve kernel functions
+(``elman_forward`` ... ``gru_step_backward``) that ``rnncore.reference`` defines."""
+
+from __future__ import annotations
+
+BACKENDS = ("native", "reference")
+DEFAULT_BACKEND = "reference"
+
+
+def resolve(name):
+    """The kernel module for a backend name (None: the default)."""
+    if name is None:
+        name = DEFAULT_BACKEND
+    if name not in BACKENDS:
+        raise ValueError(f"backend: expected one of {', '.join(map(repr, BACKENDS))}, got {name!r}")
+    if name == "reference":
+        from . import reference
+
+        return name, reference
+    raise NotImplementedError(
+        "backend: 'native' is not built yet; the C++ kernels land with the native-kernels "
+        "work. Use backend='reference'.")
+
+
+def backend_available(name):
+    """Whether a backend can run in this installation."""
+    try:
+        resolve(name)
+    except (NotImplementedError, ImportError):
+        return False
+    return True

@@ -1,0 +1,306 @@
+"""Multi-layer recurrent layers with PyTorch's parameters and semantics.
+
+``RNN``, ``LSTM`` and ``GRU`` take the arguments of ``torch.nn.RNN/LSTM/GRU`` (plus
+a few options of their own), hold their parameters under PyTorch's names and
+shapes, and compute the same results with the same weights. Forward and backward
+are explicit: ``forward`` saves what ``backward`` needs, ``backward`` returns the
+gradients with respect to the input and the initial state and *adds* the
+parameter gradients into ``grads``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import _checks, backends
+from ._module import Module, is_grad_enabled
+from .reference.common import NONLINEARITIES
+
+
+class _Saved:
+    """What one forward leaves for backward."""
+
+    __slots__ = ("T", "B", "lengths", "caches", "masks")
+
+    def __init__(self, T, B, lengths, caches, masks):
+        self.T, self.B, self.lengths, self.caches, self.masks = T, B, lengths, caches, masks
+
+
+class _Recurrent(Module):
+    G = 1             # gates per cell
+    n_states = 1      # 1 (h) or 2 (h, c)
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, *, dtype=np.float32, backend=None, seed=None):
+        super().__init__(dtype)
+        self.input_size = _checks.positive_int("input_size", input_size)
+        self.hidden_size = _checks.positive_int("hidden_size", hidden_size)
+        self.num_layers = _checks.positive_int("num_layers", num_layers)
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.dropout = _checks.probability("dropout", dropout)
+        self.bidirectional = bool(bidirectional)
+        self.num_directions = 2 if self.bidirectional else 1
+        self.backend, self._ops = backends.resolve(backend)
+        self.rng = np.random.default_rng(seed)
+        self._saved = None
+        H, G = self.hidden_size, self.G
+        bound = 1.0 / math.sqrt(H)
+        for layer in range(self.num_layers):
+            layer_in = self.input_size if layer == 0 else H * self.num_directions
+            for d in range(self.num_directions):
+                sfx = self._suffix(layer, d)
+                shapes = {f"weight_ih{sfx}": (G * H, layer_in), f"weight_hh{sfx}": (G * H, H)}
+                if self.bias:
+                    shapes[f"bias_ih{sfx}"] = (G * H,)
+                    shapes[f"bias_hh{sfx}"] = (G * H,)
+                shapes.update(self._extra_params(sfx))
+                for name, shape in shapes.items():
+                    self._add_param(name, self.rng.uniform(-bound, bound, shape))
+
+    # ---- per-cell hooks -------------------------------------------------------------
+    def _extra_params(self, sfx):
+        return {}
+
+    def _direction_forward(self, x, state0, lengths, reverse, w):
+        """Run one (layer, direction). Returns (y [T,B,H], final states tuple, cache)."""
+        raise NotImplementedError
+
+    def _direction_backward(self, dy, dstate_n, cache, lengths, w, g):
+        """Backward of one (layer, direction). Returns (dx, initial-state gradients tuple)."""
+        raise NotImplementedError
+
+    # ---- helpers ---------------------------------------------------------------------
+    @staticmethod
+    def _suffix(layer, direction):
+        return f"_l{layer}" + ("_reverse" if direction else "")
+
+    def _weights(self, table, layer, direction):
+        sfx = self._suffix(layer, direction)
+        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh") + self._extra_names()
+        return tuple(table.get(n + sfx) for n in names)
+
+    def _extra_names(self):
+        return ()
+
+    def _state_shape(self, B):
+        return (self.num_layers * self.num_directions, B, self.hidden_size)
+
+    def _check_states(self, states, B, names):
+        """Initial states (or final-state gradients): None, an array, or (LSTM) a tuple."""
+        if self.n_states == 1:
+            states = (states,)
+        elif states is None:
+            states = (None,) * self.n_states
+        elif not isinstance(states, (tuple, list)) or len(states) != self.n_states:
+            raise TypeError(f"{'/'.join(names)}: expected a tuple ({', '.join(names)}) or None")
+        return tuple(None if s is None else _checks.array(n, s, self.dtype, self._state_shape(B))
+                     for n, s in zip(names, states))
+
+    def _pack_states(self, states):
+        return states[0] if self.n_states == 1 else tuple(states)
+
+    def _time_major(self, name, a, shape):
+        """Check a (T,B,.) or, with batch_first, (B,T,.) array; return it time-major."""
+        a = _checks.array(name, a, self.dtype, shape)
+        return np.ascontiguousarray(a.transpose(1, 0, 2)) if self.batch_first else a
+
+    # ---- public API ------------------------------------------------------------------
+    def __call__(self, x, h0=None, lengths=None):
+        return self.forward(x, h0, lengths)
+
+    def forward(self, x, h0=None, lengths=None):
+        """x: (T,B,I), or (B,T,I) with batch_first. h0: (L*D,B,H) or None for zeros
+        (LSTM: a tuple (h0, c0), either may be None). lengths: B integers in [0,T].
+
+        Returns (y, h_n), y of shape (T,B,D*H) (batch_first: (B,T,D*H)) with zeros at
+        padded steps, h_n (L*D,B,H) the state after each sequence's last valid step
+        (LSTM: (h_n, c_n))."""
+        x_in = x
+        x = self._time_major("x", x, (None, None, self.input_size))
+        if is_grad_enabled() and np.may_share_memory(x, x_in):
+            x = x.copy()  # backward reads x: a caller reusing its buffer must not change it
+        T, B = x.shape[0], x.shape[1]
+        names = ("h0", "c0")[:self.n_states]
+        states0 = self._check_states(h0, B, names)
+        lengths = _checks.lengths(lengths, T, B)
+        L, D = self.num_layers, self.num_directions
+        finals = [np.empty(self._state_shape(B), self.dtype) for _ in range(self.n_states)]
+        caches, masks = [], []
+        inp = x
+        for layer in range(L):
+            ys = []
+            for d in range(D):
+                k = layer * D + d
+                s0 = tuple(np.zeros((B, self.hidden_size), self.dtype) if s is None else s[k]
+                           for s in states0)
+                y, fin, cache = self._direction_forward(inp, s0, lengths, bool(d),
+                                                        self._weights(self.params, layer, d))
+                ys.append(y)
+                caches.append(cache)
+                for i in range(self.n_states):
+                    finals[i][k] = fin[i]
+            out = ys[0] if D == 1 else np.concatenate(ys, axis=2)
+            mask = None
+            if layer < L - 1 and self.training and self.dropout > 0:
+                p = self.dropout
+                keep = self.rng.random(out.shape) >= p
+                mask = keep.astype(self.dtype) * (0.0 if p == 1 else 1.0 / (1.0 - p))
+                out = out * mask
+            masks.append(mask)
+            inp = out
+        self._saved = _Saved(T, B, lengths, caches, masks) if is_grad_enabled() else None
+        y = inp.transpose(1, 0, 2) if self.batch_first else inp
+        return y, self._pack_states(finals)
+
+    def backward(self, dy=None, dh_n=None):
+        """Backpropagate through the last forward.
+
+        dy: gradient of the loss with respect to y (same shape as y), or None.
+        dh_n: gradient with respect to the final state (LSTM: a tuple (dh_n, dc_n),
+        either may be None), or None. Adds every parameter gradient into ``grads``
+        and returns (dx, dh0) (LSTM: (dx, (dh0, dc0)))."""
+        saved = self._saved
+        if saved is None:
+            raise RuntimeError("backward: no saved forward pass (call forward first, "
+                               "outside rnncore.no_grad())")
+        T, B, H = saved.T, saved.B, self.hidden_size
+        L, D = self.num_layers, self.num_directions
+        if dy is not None:
+            shape = (B, T, D * H) if self.batch_first else (T, B, D * H)
+            dy = self._time_major("dy", dy, shape)
+        names = ("dh_n", "dc_n")[:self.n_states]
+        dstates_n = self._check_states(dh_n, B, names)
+        dstates0 = [np.empty(self._state_shape(B), self.dtype) for _ in range(self.n_states)]
+        grad = dy
+        for layer in reversed(range(L)):
+            if grad is not None and saved.masks[layer] is not None:
+                grad = grad * saved.masks[layer]
+            dx = None
+            for d in range(D):
+                k = layer * D + d
+                dy_d = grad
+                if grad is not None and D == 2:
+                    dy_d = np.ascontiguousarray(grad[:, :, d * H:(d + 1) * H])
+                ds_n = tuple(None if s is None else s[k] for s in dstates_n)
+                dx_d, ds0 = self._direction_backward(dy_d, ds_n, saved.caches[k], saved.lengths,
+                                                     self._weights(self.params, layer, d),
+                                                     self._weights(self.grads, layer, d))
+                dx = dx_d if dx is None else dx + dx_d
+                for i in range(self.n_states):
+                    dstates0[i][k] = ds0[i]
+            grad = dx
+        dx = grad.transpose(1, 0, 2) if self.batch_first else grad
+        return dx, self._pack_states(dstates0)
+
+    def extra_repr(self):
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0),
+                              ("bidirectional", False)):
+            if getattr(self, name) != default:
+                s += f", {name}={getattr(self, name)}"
+        return s + f", dtype={self.dtype}, backend={self.backend!r}"
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+
+class RNN(_Recurrent):
+    """Elman RNN, ``h_t = phi(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``, phi in
+    tanh, relu or sigmoid (torch.nn.RNN has the first two)."""
+
+    G = 1
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
+                 batch_first=False, dropout=0.0, bidirectional=False, *, dtype=np.float32,
+                 backend=None, seed=None):
+        self.nonlinearity = _checks.one_of("nonlinearity", nonlinearity, NONLINEARITIES)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype=dtype, backend=backend, seed=seed)
+
+    def _direction_forward(self, x, state0, lengths, reverse, w):
+        w_ih, w_hh, b_ih, b_hh = w
+        y, h = self._ops.elman_forward(x, state0[0], w_ih, w_hh, b_ih, b_hh, self.nonlinearity,
+                                       lengths, reverse)
+        return y, (h[0] if reverse else h[-1],), (x, h, reverse)
+
+    def _direction_backward(self, dy, dstate_n, cache, lengths, w, g):
+        x, h, reverse = cache
+        dx, dh0 = self._ops.elman_backward(dy, dstate_n[0], x, h, w[0], w[1], self.nonlinearity,
+                                           lengths, reverse, *g)
+        return dx, (dh0,)
+
+    def extra_repr(self):
+        s = super().extra_repr()
+        return s if self.nonlinearity == "tanh" else s + f", nonlinearity={self.nonlinearity!r}"
+
+
+class LSTM(_Recurrent):
+    """LSTM with PyTorch's gate order i, f, g, o; ``peephole=True`` adds Gers et al.'s
+    diagonal peephole weights ``weight_ch_l{k}`` [3H] (i, f, o) from the cell state."""
+
+    G = 4
+    n_states = 2
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, *, peephole=False, dtype=np.float32,
+                 backend=None, seed=None):
+        self.peephole = bool(peephole)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype=dtype, backend=backend, seed=seed)
+
+    def _extra_params(self, sfx):
+        return {f"weight_ch{sfx}": (3 * self.hidden_size,)} if self.peephole else {}
+
+    def _extra_names(self):
+        return ("weight_ch",)
+
+    def _direction_forward(self, x, state0, lengths, reverse, w):
+        y, h, c, gates = self._ops.lstm_forward(x, state0[0], state0[1], *w, lengths, reverse)
+        fin = (h[0], c[0]) if reverse else (h[-1], c[-1])
+        return y, fin, (x, h, c, gates, reverse)
+
+    def _direction_backward(self, dy, dstate_n, cache, lengths, w, g):
+        x, h, c, gates, reverse = cache
+        dx, dh0, dc0 = self._ops.lstm_backward(dy, dstate_n[0], dstate_n[1], x, h, c, gates,
+                                               w[0], w[1], w[4], lengths, reverse, *g)
+        return dx, (dh0, dc0)
+
+    def extra_repr(self):
+        s = super().extra_repr()
+        return s + ", peephole=True" if self.peephole else s
+
+
+class GRU(_Recurrent):
+    """GRU with PyTorch's gate order r, z, n. ``reset_after=True`` is torch.nn.GRU
+    (reset applied to ``W_hn h + b_hn``); ``reset_after=False`` is the original GRU
+    of Cho et al. (reset applied to h before the product), same parameters."""
+
+    G = 3
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, *, reset_after=True, dtype=np.float32,
+                 backend=None, seed=None):
+        self.reset_after = bool(reset_after)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype=dtype, backend=backend, seed=seed)
+
+    def _direction_forward(self, x, state0, lengths, reverse, w):
+        w_ih, w_hh, b_ih, b_hh = w
+        y, h, gates, hn = self._ops.gru_forward(x, state0[0], w_ih, w_hh, b_ih, b_hh,
+                                                self.reset_after, lengths, reverse)
+        return y, (h[0] if reverse else h[-1],), (x, h, gates, hn, reverse)
+
+    def _direction_backward(self, dy, dstate_n, cache, lengths, w, g):
+        x, h, gates, hn, reverse = cache
+        dx, dh0 = self._ops.gru_backward(dy, dstate_n[0], x, h, gates, hn, w[0], w[1],
+                                         self.reset_after, lengths, reverse, *g)
+        return dx, (dh0,)
+
+    def extra_repr(self):
+        s = super().extra_repr()
+        return s if self.reset_after else s + ", reset_after=False"

@@ -1,0 +1,180 @@
+"""GRU in NumPy: one step and a whole sequence, forward and backward.
+
+Gates in PyTorch's order r, z, n, each a block of H. With ``ax = x_t @ weight_ih.T +
+bias_ih`` and ``ah = h_{t-1} @ weight_hh.T + bias_hh`` (both [B,3H])::
+
+    r = sigmoid(ax_r + ah_r)               reset gate
+    z = sigmoid(ax_z + ah_z)               update gate
+    n = tanh(ax_n + r * ah_n)              candidate; reset_after=True (torch.nn.GRU)
+    n = tanh(ax_n + (r * h_{t-1}) @ weight_hn.T + bias_hn)     reset_after=False (Cho et al.)
+    h_t = (1 - z) * n + z * h_{t-1}
+
+``weight_hn`` is the last H rows of weight_hh. The saved extra buffer ``hn`` [.,B,H]
+holds ``ah_n`` (reset_after) or ``r * h_{t-1}`` (not), the two things the backward
+pass cannot get from the gates.
+
+Backward, with dh_t the gradient reaching h_t::
+
+    dn   = dh_t * (1 - z)         dz = dh_t * (h_{t-1} - n)
+    da_n = dn * (1 - n^2)         da_z = dz * z(1-z)
+    reset_after:   dah_n = da_n * r         dr = da_n * ah_n
+    otherwise:     drh = da_n @ weight_hn   dr = drh * h_{t-1}
+    da_r = dr * r(1-r)
+    dh_{t-1} = dh_t * z + [da_r, da_z, dah_n] @ weight_hh              (reset_after)
+    dh_{t-1} = dh_t * z + [da_r, da_z] @ weight_h{r,z} + drh * r       (otherwise)
+
+The input side gets ``dax = [da_r, da_z, da_n]``; the recurrent side ``dah`` is the
+same but for its n block (``dah_n`` above, or da_n acting on ``r * h_{t-1}``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .common import next_index, prev_index, sigmoid, step_order, valid_mask
+
+
+def _add(dst, value):
+    if dst is not None:
+        dst += value
+
+
+def _cell(ax, h_prev, w_hh, b_hh, reset_after):
+    """Gates [B,3H], the saved hn [B,H] and h [B,H] from ax [B,3H] (input side, bias in)."""
+    H = h_prev.shape[-1]
+    if reset_after:
+        ah = h_prev @ w_hh.T
+        if b_hh is not None:
+            ah += b_hh
+        rz = sigmoid(ax[:, :2 * H] + ah[:, :2 * H])
+        hn = ah[:, 2 * H:]
+        n = np.tanh(ax[:, 2 * H:] + rz[:, :H] * hn)
+    else:
+        ah_rz = h_prev @ w_hh[:2 * H].T
+        if b_hh is not None:
+            ah_rz += b_hh[:2 * H]
+        rz = sigmoid(ax[:, :2 * H] + ah_rz)
+        hn = rz[:, :H] * h_prev
+        a_n = ax[:, 2 * H:] + hn @ w_hh[2 * H:].T
+        if b_hh is not None:
+            a_n += b_hh[2 * H:]
+        n = np.tanh(a_n)
+    z = rz[:, H:]
+    h = (1 - z) * n + z * h_prev
+    return np.concatenate([rz, n], axis=1), hn, h
+
+
+def _cell_backward(dh, h_prev, gates, hn, w_hh, reset_after):
+    """(dax [B,3H], dah [B,3H], dh_prev) from dh reaching h_t.
+
+    dah's n block is the gradient of the recurrent pre-activation: of ah_n
+    (reset_after) or of the product with r*h_{t-1} (otherwise)."""
+    H = h_prev.shape[-1]
+    r, z, n = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:]
+    dn = dh * (1 - z)
+    dz = dh * (h_prev - n)
+    da_n = dn * (1 - n * n)
+    da_z = dz * z * (1 - z)
+    dh_prev = dh * z
+    if reset_after:
+        dah_n = da_n * r
+        da_r = da_n * hn * r * (1 - r)
+        dah = np.concatenate([da_r, da_z, dah_n], axis=1)
+        dh_prev = dh_prev + dah @ w_hh
+    else:
+        drh = da_n @ w_hh[2 * H:]
+        da_r = drh * h_prev * r * (1 - r)
+        dah = np.concatenate([da_r, da_z, da_n], axis=1)
+        dh_prev = dh_prev + dah[:, :2 * H] @ w_hh[:2 * H] + drh * r
+    dax = np.concatenate([da_r, da_z, da_n], axis=1)
+    return dax, dah, dh_prev
+
+
+def _recurrent_weight_grad(dw_hh, dah, h_prev, hn, reset_after):
+    """dweight_hh += dah.T @ (h_{t-1}, or r*h_{t-1} for the n rows when not reset_after)."""
+    if dw_hh is None:
+        return
+    if reset_after:
+        dw_hh += dah.T @ h_prev
+    else:
+        H = h_prev.shape[-1]
+        dw_hh[:2 * H] += dah[:, :2 * H].T @ h_prev
+        dw_hh[2 * H:] += dah[:, 2 * H:].T @ hn
+
+
+def gru_step_forward(x, h_prev, w_ih, w_hh, b_ih, b_hh, reset_after=True):
+    """One step. x [B,I], h_prev [B,H] -> (h [B,H], gates [B,3H], hn [B,H])."""
+    ax = x @ w_ih.T
+    if b_ih is not None:
+        ax += b_ih
+    gates, hn, h = _cell(ax, h_prev, w_hh, b_hh, reset_after)
+    return h, gates, hn
+
+
+def gru_step_backward(dh, x, h_prev, gates, hn, w_ih, w_hh, reset_after,
+                      dw_ih, dw_hh, db_ih, db_hh):
+    """Backward of one step. Adds into the weight gradients; returns (dx, dh_prev)."""
+    dax, dah, dh_prev = _cell_backward(dh, h_prev, gates, hn, w_hh, reset_after)
+    _add(dw_ih, dax.T @ x)
+    _recurrent_weight_grad(dw_hh, dah, h_prev, hn, reset_after)
+    _add(db_ih, dax.sum(0))
+    _add(db_hh, dah.sum(0))
+    return dax @ w_ih, dh_prev
+
+
+def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after=True, lengths=None, reverse=False):
+    """Whole sequence, one direction.
+
+    Returns y [T,B,H] (zero at padded steps), the state history h [T+1,B,H]
+    (layout in ``common``), gates [T,B,3H] post-activation and hn [T,B,H]."""
+    T, B, _ = x.shape
+    H = w_hh.shape[1]
+    ax = (x.reshape(T * B, x.shape[2]) @ w_ih.T).reshape(T, B, 3 * H)
+    if b_ih is not None:
+        ax += b_ih
+    valid = valid_mask(T, B, lengths, bool)
+    h = np.empty((T + 1, B, H), x.dtype)
+    y = np.empty((T, B, H), x.dtype)
+    gates = np.empty((T, B, 3 * H), x.dtype)
+    hn = np.empty((T, B, H), x.dtype)
+    h[T if reverse else 0] = h0
+    for t in step_order(T, reverse):
+        p = prev_index(t, reverse)
+        gates[t], hn[t], h_t = _cell(ax[t], h[p], w_hh, b_hh, reset_after)
+        if valid is not None:
+            h_t = np.where(valid[t], h_t, h[p])
+            y[t] = np.where(valid[t], h_t, 0)
+        else:
+            y[t] = h_t
+        h[next_index(t, reverse)] = h_t
+    return y, h, gates, hn
+
+
+def gru_backward(dy, dh_n, x, h, gates, hn, w_ih, w_hh, reset_after, lengths, reverse,
+                 dw_ih, dw_hh, db_ih, db_hh):
+    """Backpropagation through time for one direction.
+
+    Adds into the weight gradients; returns (dx [T,B,I], dh0 [B,H])."""
+    T, B, _ = x.shape
+    H = w_hh.shape[1]
+    valid = valid_mask(T, B, lengths, bool)
+    dax = np.zeros((T, B, 3 * H), x.dtype)
+    dah = np.zeros((T, B, 3 * H), x.dtype)
+    dh = np.zeros((B, H), x.dtype) if dh_n is None else np.array(dh_n, x.dtype)
+    for t in reversed(step_order(T, reverse)):
+        g = dh if dy is None else dh + dy[t]
+        dax_t, dah_t, dh_prev = _cell_backward(g, h[prev_index(t, reverse)], gates[t], hn[t],
+                                               w_hh, reset_after)
+        if valid is not None:
+            dax_t = np.where(valid[t], dax_t, 0)
+            dah_t = np.where(valid[t], dah_t, 0)
+            dh_prev = np.where(valid[t], dh_prev, dh)
+        dax[t], dah[t] = dax_t, dah_t
+        dh = dh_prev
+    dax2, dah2 = dax.reshape(T * B, 3 * H), dah.reshape(T * B, 3 * H)
+    h_in = (h[1:] if reverse else h[:-1]).reshape(T * B, H)
+    _add(dw_ih, dax2.T @ x.reshape(T * B, x.shape[2]))
+    _recurrent_weight_grad(dw_hh, dah2, h_in, hn.reshape(T * B, H), reset_after)
+    _add(db_ih, dax2.sum(0))
+    _add(db_hh, dah2.sum(0))
+    return (dax2 @ w_ih).reshape(x.shape), dh

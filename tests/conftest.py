@@ -1,0 +1,25 @@
+import numpy as np
+import pytest
+
+import rnncore
+from rnn_testing import WORST_VS_TORCH
+
+# Every backend that is built: each layer test runs on all of them.
+AVAILABLE_BACKENDS = [b for b in rnncore.BACKENDS if rnncore.backend_available(b)]
+
+
+@pytest.fixture(params=AVAILABLE_BACKENDS)
+def backend(request):
+    return request.param
+
+
+@pytest.fixture(params=[np.float32, np.float64], ids=["f32", "f64"])
+def dtype(request):
+    return np.dtype(request.param)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if WORST_VS_TORCH:
+        terminalreporter.write_line(
+            "largest relative error against torch: "
+            + ", ".join(f"{k} {v:.3g}" for k, v in sorted(WORST_VS_TORCH.items())))
