@@ -54,8 +54,6 @@ template void gemm<float>(bool, bool, index_t, index_t, index_t, float, const fl
 template void gemm<double>(bool, bool, index_t, index_t, index_t, double, const double*, index_t, const double*,
                            index_t, double, double*, index_t);
 
-void set_blas_threads(int n) { scipy_openblas_set_num_threads(n); }
-int get_blas_threads() { return scipy_openblas_get_num_threads(); }
 const char* blas_config() { return scipy_openblas_get_config(); }
 
 }  // namespace rnncore

@@ -41,9 +41,6 @@ void gemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, scalar_t 
           const scalar_t* A, index_t lda, const scalar_t* B, index_t ldb, scalar_t beta,
           scalar_t* C, index_t ldc);
 
-// Threads used by BLAS calls inside the kernels (OpenBLAS's own pool).
-void set_blas_threads(int n);
-int get_blas_threads();
 // OpenBLAS's build description, e.g. "OpenBLAS 0.3.30 DYNAMIC_ARCH ... Haswell MAX_THREADS=64".
 const char* blas_config();
 

@@ -3,10 +3,15 @@
 #include <pybind11/pybind11.h>
 
 #include "common.h"
+#include "packed_gemm.h"
+#include "parallel.h"
 
 namespace py = pybind11;
 
 namespace rnncore_py {
+void bind_elman(py::module_& m);
+void bind_lstm(py::module_& m);
+void bind_gru(py::module_& m);
 void bind_softmax(py::module_& m);
 }
 
@@ -14,12 +19,19 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "rnncore native kernels (C++ over NumPy buffers, no copies, GIL released while running)";
   m.def("blas_config", &rnncore::blas_config, "OpenBLAS build description (version, kernel, threads).");
   m.def(
-      "set_blas_threads",
+      "set_num_threads",
       [](int n) {
         if (n < 1) throw py::value_error("n: expected a positive number of threads, got " + std::to_string(n));
-        rnncore::set_blas_threads(n);
+        rnncore::set_num_threads(n);
       },
-      py::arg("n"), "Threads for BLAS calls inside rnncore's kernels.");
-  m.def("get_blas_threads", &rnncore::get_blas_threads);
+      py::arg("n"), "Threads a kernel call may use (rnncore splits the work; BLAS calls stay single-threaded).");
+  m.def("get_num_threads", &rnncore::num_threads);
+  m.def("_set_parallel_threshold", &rnncore::set_parallel_threshold, py::arg("work"),
+        "Testing knob: per-step work (B*G*H*H) below which a kernel stays on one thread.");
+  m.def("_parallel_threshold", &rnncore::parallel_threshold);
+  m.def("kernel_isa", &rnncore::packed_isa, "Instruction set of the packed step kernels: avx512, avx2 or sse2.");
+  rnncore_py::bind_elman(m);
+  rnncore_py::bind_lstm(m);
+  rnncore_py::bind_gru(m);
   rnncore_py::bind_softmax(m);
 }

@@ -8,6 +8,9 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -81,6 +84,124 @@ inline void require_float(const py::array& a, const char* name) {
 template <typename scalar_t>
 py::array_t<scalar_t> empty(const std::vector<index_t>& shape) {
   return py::array_t<scalar_t>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+}
+
+}  // namespace rnncore_py
+
+namespace rnncore_py {
+
+// Per-sequence lengths: None, or an int64 array of B values in [0, T].
+inline const index_t* checked_lengths(const py::object& o, index_t T, index_t B) {
+  if (o.is_none()) return nullptr;
+  if (!py::isinstance<py::array>(o)) throw py::type_error("lengths: expected an int64 numpy.ndarray or None");
+  const index_t* l = checked<index_t>(o.cast<py::array>(), "lengths", {B});
+  for (index_t b = 0; b < B; ++b)
+    if (l[b] < 0 || l[b] > T)
+      throw py::value_error("lengths: every length must be in [0, " + std::to_string(T) + "], got " +
+                            std::to_string(l[b]));
+  return l;
+}
+
+// Raises if the bytes of an output overlap those of an input or of another output:
+// kernels read inputs while writing outputs, so aliasing would silently corrupt both.
+struct Named {
+  py::object array;
+  const char* name;
+};
+
+inline bool overlap(const py::object& a, const py::object& b) {
+  if (a.is_none() || b.is_none() || !py::isinstance<py::array>(a) || !py::isinstance<py::array>(b)) return false;
+  const py::array x = a.cast<py::array>(), y = b.cast<py::array>();
+  if (x.nbytes() == 0 || y.nbytes() == 0) return false;
+  const char* x0 = static_cast<const char*>(x.data());
+  const char* y0 = static_cast<const char*>(y.data());
+  return x0 < y0 + y.nbytes() && y0 < x0 + x.nbytes();
+}
+
+inline void check_disjoint(const std::vector<Named>& outputs, const std::vector<Named>& inputs) {
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    for (const auto& in : inputs)
+      if (overlap(outputs[i].array, in.array))
+        throw py::value_error(std::string(outputs[i].name) + ": output buffer overlaps the input " + in.name);
+    for (std::size_t j = 0; j < i; ++j)
+      if (overlap(outputs[i].array, outputs[j].array))
+        throw py::value_error(std::string(outputs[i].name) + ": output buffer overlaps the output " +
+                              outputs[j].name);
+  }
+}
+
+// Kernel scratch space: one buffer per Python thread, grown on demand and kept, so that
+// repeated calls neither allocate nor page-fault. Valid until the next call on the
+// same thread.
+template <typename scalar_t>
+scalar_t* workspace(index_t n) {
+  thread_local std::unique_ptr<scalar_t[]> data;
+  thread_local index_t size = 0;
+  if (n > size) {
+    data.reset();  // free first: never hold the old and the new buffer at once
+    data.reset(new scalar_t[n]);
+    size = n;
+  }
+  return data.get();
+}
+
+// An output array: taken from `out` (a caller's buffer, checked) when given, else new.
+template <typename scalar_t>
+py::array_t<scalar_t> output(const py::object& out, const char* name, const std::vector<index_t>& shape) {
+  if (out.is_none()) return py::array_t<scalar_t>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+  if (!py::isinstance<py::array>(out))
+    throw py::type_error(std::string(name) + ": expected a " + dtype_name<scalar_t>() + " numpy.ndarray or None");
+  py::array a = out.cast<py::array>();
+  checked<scalar_t>(a, name, shape, true);
+  return py::reinterpret_borrow<py::array_t<scalar_t>>(a);
+}
+
+// The entries of an `out` tuple of n output buffers (None entries allocate).
+inline std::vector<py::object> out_tuple(const py::object& out, std::size_t n, const char* names) {
+  std::vector<py::object> items(n, py::none());
+  if (out.is_none()) return items;
+  if (!py::isinstance<py::tuple>(out) || py::len(out) != n)
+    throw py::type_error(std::string("out: expected None or a tuple (") + names + ")");
+  py::tuple t = out.cast<py::tuple>();
+  for (std::size_t i = 0; i < n; ++i) items[i] = t[i];
+  return items;
+}
+
+// Sizes shared by the recurrent kernels, read off weight_hh [G*H, H] and x [T, B, I].
+struct Dims {
+  index_t T, B, I, H;
+};
+
+template <typename scalar_t>
+Dims recurrent_dims(const py::array& x, const py::array& w_hh, index_t G, bool sequence) {
+  if (w_hh.ndim() != 2) throw py::value_error("w_hh: expected 2-D array (G*H, H), got shape " + shape_of(w_hh));
+  const index_t H = w_hh.shape(1);
+  if (H <= 0) throw py::value_error("w_hh: the hidden size (its second dimension) must be positive");
+  checked<scalar_t>(w_hh, "w_hh", {G * H, H});
+  Dims d{};
+  d.H = H;
+  if (sequence) {
+    if (x.ndim() != 3) throw py::value_error("x: expected 3-D array (T, B, I), got shape " + shape_of(x));
+    d.T = x.shape(0);
+    d.B = x.shape(1);
+    d.I = x.shape(2);
+    checked<scalar_t>(x, "x", {d.T, d.B, d.I});
+  } else {
+    if (x.ndim() != 2) throw py::value_error("x: expected 2-D array (B, I), got shape " + shape_of(x));
+    d.T = 1;
+    d.B = x.shape(0);
+    d.I = x.shape(1);
+    checked<scalar_t>(x, "x", {d.B, d.I});
+  }
+  if (d.I <= 0) throw py::value_error("x: the input size (its last dimension) must be positive");
+  return d;
+}
+
+// Both biases or neither.
+template <typename scalar_t>
+std::pair<const scalar_t*, const scalar_t*> checked_biases(const py::object& b_ih, const py::object& b_hh, index_t N) {
+  if (b_ih.is_none() != b_hh.is_none()) throw py::value_error("b_ih, b_hh: give both biases or neither");
+  return {optional<scalar_t>(b_ih, "b_ih", {N}), optional<scalar_t>(b_hh, "b_hh", {N})};
 }
 
 }  // namespace rnncore_py

@@ -1,10 +1,12 @@
 """Backend selection. A backend is a module with the twelve kernel functions
-(``elman_forward`` ... ``gru_step_backward``) that ``rnncore.reference`` defines."""
+(``elman_forward`` ... ``gru_step_backward``) that ``rnncore.reference`` defines, with
+the same arguments: ``"native"`` is the C++ extension ``rnncore._core`` (the default),
+``"reference"`` the pure-NumPy ``rnncore.reference``."""
 
 from __future__ import annotations
 
 BACKENDS = ("native", "reference")
-DEFAULT_BACKEND = "reference"
+DEFAULT_BACKEND = "native"
 
 
 def resolve(name):
@@ -17,9 +19,9 @@ def resolve(name):
         from . import reference
 
         return name, reference
-    raise NotImplementedError(
-        "backend: 'native' is not built yet; the C++ kernels land with the native-kernels "
-        "work. Use backend='reference'.")
+    from . import _core
+
+    return name, _core
 
 
 def backend_available(name):

@@ -46,6 +46,7 @@ class _Recurrent(Module):
         self.backend, self._ops = backends.resolve(backend)
         self.rng = np.random.default_rng(seed)
         self._saved = None
+        self._buffers = {}
         H, G = self.hidden_size, self.G
         bound = 1.0 / math.sqrt(H)
         for layer in range(self.num_layers):
@@ -64,12 +65,14 @@ class _Recurrent(Module):
     def _extra_params(self, sfx):
         return {}
 
-    def _direction_forward(self, x, state0, lengths, reverse, w):
-        """Run one (layer, direction). Returns (y [T,B,H], final states tuple, cache)."""
+    def _direction_forward(self, x, state0, lengths, reverse, w, k, y_buf):
+        """Run one (layer, direction) k, writing y into y_buf (None: a new array).
+        Returns (y [T,B,H], final states tuple, cache)."""
         raise NotImplementedError
 
-    def _direction_backward(self, dy, dstate_n, cache, lengths, w, g):
-        """Backward of one (layer, direction). Returns (dx, initial-state gradients tuple)."""
+    def _direction_backward(self, dy, dstate_n, cache, lengths, w, g, dx_buf):
+        """Backward of one (layer, direction), dx into dx_buf (None: a new array).
+        Returns (dx, initial-state gradients tuple)."""
         raise NotImplementedError
 
     # ---- helpers ---------------------------------------------------------------------
@@ -107,6 +110,16 @@ class _Recurrent(Module):
         a = _checks.array(name, a, self.dtype, shape)
         return np.ascontiguousarray(a.transpose(1, 0, 2)) if self.batch_first else a
 
+    def _buffer(self, key, shape):
+        """An internal array reused across calls (never one handed to the caller):
+        fresh multi-megabyte arrays each call cost more in page faults than the
+        arithmetic of a mid-sized step."""
+        a = self._buffers.get(key)
+        if a is None or a.shape != shape:
+            a = np.empty(shape, self.dtype)
+            self._buffers[key] = a
+        return a
+
     # ---- public API ------------------------------------------------------------------
     def __call__(self, x, h0=None, lengths=None):
         return self.forward(x, h0, lengths)
@@ -120,35 +133,47 @@ class _Recurrent(Module):
         (LSTM: (h_n, c_n))."""
         x_in = x
         x = self._time_major("x", x, (None, None, self.input_size))
-        if is_grad_enabled() and np.may_share_memory(x, x_in):
-            x = x.copy()  # backward reads x: a caller reusing its buffer must not change it
         T, B = x.shape[0], x.shape[1]
         names = ("h0", "c0")[:self.n_states]
         states0 = self._check_states(h0, B, names)
         lengths = _checks.lengths(lengths, T, B)
-        L, D = self.num_layers, self.num_directions
+        self._saved = None  # its buffers are about to be reused
+        if is_grad_enabled() and np.may_share_memory(x, x_in):
+            # backward reads x: a caller reusing its buffer must not change it
+            buf = self._buffer("x", x.shape)
+            np.copyto(buf, x)
+            x = buf
+        L, D, H = self.num_layers, self.num_directions, self.hidden_size
         finals = [np.empty(self._state_shape(B), self.dtype) for _ in range(self.n_states)]
         caches, masks = [], []
         inp = x
         for layer in range(L):
+            last = layer == L - 1
             ys = []
             for d in range(D):
                 k = layer * D + d
-                s0 = tuple(np.zeros((B, self.hidden_size), self.dtype) if s is None else s[k]
-                           for s in states0)
+                s0 = tuple(np.zeros((B, H), self.dtype) if s is None else s[k] for s in states0)
+                if D == 2:
+                    y_buf = self._buffer(("y", k), (T, B, H))
+                else:
+                    y_buf = None if last else self._buffer(("out", layer), (T, B, H))
                 y, fin, cache = self._direction_forward(inp, s0, lengths, bool(d),
-                                                        self._weights(self.params, layer, d))
+                                                        self._weights(self.params, layer, d), k, y_buf)
                 ys.append(y)
                 caches.append(cache)
                 for i in range(self.n_states):
                     finals[i][k] = fin[i]
-            out = ys[0] if D == 1 else np.concatenate(ys, axis=2)
+            if D == 1:
+                out = ys[0]
+            else:
+                out = np.empty((T, B, D * H), self.dtype) if last else self._buffer(("out", layer), (T, B, D * H))
+                np.concatenate(ys, axis=2, out=out)
             mask = None
-            if layer < L - 1 and self.training and self.dropout > 0:
+            if not last and self.training and self.dropout > 0:
                 p = self.dropout
-                keep = self.rng.random(out.shape) >= p
-                mask = keep.astype(self.dtype) * (0.0 if p == 1 else 1.0 / (1.0 - p))
-                out = out * mask
+                mask = (self.rng.random(out.shape) >= p).astype(self.dtype)
+                mask *= 0.0 if p == 1 else 1.0 / (1.0 - p)
+                out = np.multiply(out, mask, out=self._buffer(("dropped", layer), out.shape))
             masks.append(mask)
             inp = out
         self._saved = _Saved(T, B, lengths, caches, masks) if is_grad_enabled() else None
@@ -177,18 +202,24 @@ class _Recurrent(Module):
         grad = dy
         for layer in reversed(range(L)):
             if grad is not None and saved.masks[layer] is not None:
-                grad = grad * saved.masks[layer]
+                grad = np.multiply(grad, saved.masks[layer], out=self._buffer(("dmask", layer), grad.shape))
             dx = None
             for d in range(D):
                 k = layer * D + d
                 dy_d = grad
                 if grad is not None and D == 2:
-                    dy_d = np.ascontiguousarray(grad[:, :, d * H:(d + 1) * H])
+                    dy_d = self._buffer(("dy", k), (T, B, H))
+                    np.copyto(dy_d, grad[:, :, d * H:(d + 1) * H])
+                first = layer == 0 and D == 1  # its dx goes to the caller: a fresh array
+                dx_buf = None if first else self._buffer(("dx", k), (T, B, saved.caches[k][0].shape[2]))
                 ds_n = tuple(None if s is None else s[k] for s in dstates_n)
                 dx_d, ds0 = self._direction_backward(dy_d, ds_n, saved.caches[k], saved.lengths,
                                                      self._weights(self.params, layer, d),
-                                                     self._weights(self.grads, layer, d))
-                dx = dx_d if dx is None else dx + dx_d
+                                                     self._weights(self.grads, layer, d), dx_buf)
+                if dx is None:
+                    dx = dx_d
+                else:
+                    dx = np.add(dx, dx_d, out=None if layer == 0 else self._buffer(("dxsum", layer), dx.shape))
                 for i in range(self.n_states):
                     dstates0[i][k] = ds0[i]
             grad = dx
@@ -222,16 +253,16 @@ class RNN(_Recurrent):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, dtype=dtype, backend=backend, seed=seed)
 
-    def _direction_forward(self, x, state0, lengths, reverse, w):
-        w_ih, w_hh, b_ih, b_hh = w
-        y, h = self._ops.elman_forward(x, state0[0], w_ih, w_hh, b_ih, b_hh, self.nonlinearity,
-                                       lengths, reverse)
+    def _direction_forward(self, x, state0, lengths, reverse, w, k, y_buf):
+        T, B = x.shape[:2]
+        out = (y_buf, self._buffer(("h", k), (T + 1, B, self.hidden_size)))
+        y, h = self._ops.elman_forward(x, state0[0], *w, self.nonlinearity, lengths, reverse, out=out)
         return y, (h[0] if reverse else h[-1],), (x, h, reverse)
 
-    def _direction_backward(self, dy, dstate_n, cache, lengths, w, g):
+    def _direction_backward(self, dy, dstate_n, cache, lengths, w, g, dx_buf):
         x, h, reverse = cache
         dx, dh0 = self._ops.elman_backward(dy, dstate_n[0], x, h, w[0], w[1], self.nonlinearity,
-                                           lengths, reverse, *g)
+                                           lengths, reverse, *g, out=(dx_buf, None))
         return dx, (dh0,)
 
     def extra_repr(self):
@@ -259,15 +290,20 @@ class LSTM(_Recurrent):
     def _extra_names(self):
         return ("weight_ch",)
 
-    def _direction_forward(self, x, state0, lengths, reverse, w):
-        y, h, c, gates = self._ops.lstm_forward(x, state0[0], state0[1], *w, lengths, reverse)
+    def _direction_forward(self, x, state0, lengths, reverse, w, k, y_buf):
+        T, B = x.shape[:2]
+        H = self.hidden_size
+        out = (y_buf, self._buffer(("h", k), (T + 1, B, H)), self._buffer(("c", k), (T + 1, B, H)),
+               self._buffer(("gates", k), (T, B, 4 * H)))
+        y, h, c, gates = self._ops.lstm_forward(x, state0[0], state0[1], *w, lengths, reverse, out=out)
         fin = (h[0], c[0]) if reverse else (h[-1], c[-1])
         return y, fin, (x, h, c, gates, reverse)
 
-    def _direction_backward(self, dy, dstate_n, cache, lengths, w, g):
+    def _direction_backward(self, dy, dstate_n, cache, lengths, w, g, dx_buf):
         x, h, c, gates, reverse = cache
         dx, dh0, dc0 = self._ops.lstm_backward(dy, dstate_n[0], dstate_n[1], x, h, c, gates,
-                                               w[0], w[1], w[4], lengths, reverse, *g)
+                                               w[0], w[1], w[4], lengths, reverse, *g,
+                                               out=(dx_buf, None, None))
         return dx, (dh0, dc0)
 
     def extra_repr(self):
@@ -289,16 +325,19 @@ class GRU(_Recurrent):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, dtype=dtype, backend=backend, seed=seed)
 
-    def _direction_forward(self, x, state0, lengths, reverse, w):
-        w_ih, w_hh, b_ih, b_hh = w
-        y, h, gates, hn = self._ops.gru_forward(x, state0[0], w_ih, w_hh, b_ih, b_hh,
-                                                self.reset_after, lengths, reverse)
+    def _direction_forward(self, x, state0, lengths, reverse, w, k, y_buf):
+        T, B = x.shape[:2]
+        H = self.hidden_size
+        out = (y_buf, self._buffer(("h", k), (T + 1, B, H)), self._buffer(("gates", k), (T, B, 3 * H)),
+               self._buffer(("hn", k), (T, B, H)))
+        y, h, gates, hn = self._ops.gru_forward(x, state0[0], *w, self.reset_after, lengths, reverse,
+                                                out=out)
         return y, (h[0] if reverse else h[-1],), (x, h, gates, hn, reverse)
 
-    def _direction_backward(self, dy, dstate_n, cache, lengths, w, g):
+    def _direction_backward(self, dy, dstate_n, cache, lengths, w, g, dx_buf):
         x, h, gates, hn, reverse = cache
         dx, dh0 = self._ops.gru_backward(dy, dstate_n[0], x, h, gates, hn, w[0], w[1],
-                                         self.reset_after, lengths, reverse, *g)
+                                         self.reset_after, lengths, reverse, *g, out=(dx_buf, None))
         return dx, (dh0,)
 
     def extra_repr(self):

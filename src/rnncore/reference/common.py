@@ -93,3 +93,22 @@ def final_state(h, reverse):
 
 def initial_state(h, reverse):
     return h[-1] if reverse else h[0]
+
+
+def into(out, results):
+    """Return results, copied into the caller's buffers where ``out`` gives them.
+
+    The native kernels take ``out=(...)`` to reuse buffers across calls; the reference
+    accepts the same argument so that the two backends are interchangeable."""
+    if out is None:
+        return results
+    if not isinstance(out, tuple) or len(out) != len(results):
+        raise TypeError(f"out: expected None or a tuple of {len(results)} arrays")
+    done = []
+    for buf, r in zip(out, results):
+        if buf is None:
+            done.append(r)
+        else:
+            buf[...] = r
+            done.append(buf)
+    return tuple(done)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import activate, activate_grad, next_index, prev_index, step_order, valid_mask
+from .common import into, activate, activate_grad, next_index, prev_index, step_order, valid_mask
 
 
 def _add(dst, value):
@@ -58,7 +58,8 @@ def elman_step_backward(dh, x, h_prev, h, w_ih, w_hh, nonlinearity,
     return da @ w_ih, da @ w_hh
 
 
-def elman_forward(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh", lengths=None, reverse=False):
+def elman_forward(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh", lengths=None, reverse=False, *,
+                  out=None):
     """Whole sequence, one direction.
 
     x [T,B,I], h0 [B,H], lengths (B,) or None.
@@ -82,11 +83,11 @@ def elman_forward(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh", lengths=No
         else:
             y[t] = h_t
         h[next_index(t, reverse)] = h_t
-    return y, h
+    return into(out, (y, h))
 
 
 def elman_backward(dy, dh_n, x, h, w_ih, w_hh, nonlinearity, lengths, reverse,
-                   dw_ih, dw_hh, db_ih, db_hh):
+                   dw_ih, dw_hh, db_ih, db_hh, *, out=None):
     """Backpropagation through time for one direction.
 
     dy [T,B,H] or None, dh_n [B,H] or None (no gradient through that path).
@@ -112,4 +113,4 @@ def elman_backward(dy, dh_n, x, h, w_ih, w_hh, nonlinearity, lengths, reverse,
     _add(dw_hh, da2.T @ h_in.reshape(T * B, H))
     _add(db_ih, da2.sum(0))
     _add(db_hh, da2.sum(0))
-    return (da2 @ w_ih).reshape(x.shape), dh
+    return into(out, ((da2 @ w_ih).reshape(x.shape), dh))

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import next_index, prev_index, sigmoid, step_order, valid_mask
+from .common import into, next_index, prev_index, sigmoid, step_order, valid_mask
 
 
 def _add(dst, value):
@@ -122,7 +122,8 @@ def gru_step_backward(dh, x, h_prev, gates, hn, w_ih, w_hh, reset_after,
     return dax @ w_ih, dh_prev
 
 
-def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after=True, lengths=None, reverse=False):
+def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after=True, lengths=None, reverse=False, *,
+                out=None):
     """Whole sequence, one direction.
 
     Returns y [T,B,H] (zero at padded steps), the state history h [T+1,B,H]
@@ -147,11 +148,11 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after=True, lengths=None, r
         else:
             y[t] = h_t
         h[next_index(t, reverse)] = h_t
-    return y, h, gates, hn
+    return into(out, (y, h, gates, hn))
 
 
 def gru_backward(dy, dh_n, x, h, gates, hn, w_ih, w_hh, reset_after, lengths, reverse,
-                 dw_ih, dw_hh, db_ih, db_hh):
+                 dw_ih, dw_hh, db_ih, db_hh, *, out=None):
     """Backpropagation through time for one direction.
 
     Adds into the weight gradients; returns (dx [T,B,I], dh0 [B,H])."""
@@ -177,4 +178,4 @@ def gru_backward(dy, dh_n, x, h, gates, hn, w_ih, w_hh, reset_after, lengths, re
     _recurrent_weight_grad(dw_hh, dah2, h_in, hn.reshape(T * B, H), reset_after)
     _add(db_ih, dax2.sum(0))
     _add(db_hh, dah2.sum(0))
-    return (dax2 @ w_ih).reshape(x.shape), dh
+    return into(out, ((dax2 @ w_ih).reshape(x.shape), dh))

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import next_index, prev_index, sigmoid, step_order, valid_mask
+from .common import into, next_index, prev_index, sigmoid, step_order, valid_mask
 
 
 def _add(dst, value):
@@ -109,7 +109,8 @@ def lstm_step_backward(dh, dc, x, h_prev, c_prev, c, gates, w_ih, w_hh, w_ch,
     return da @ w_ih, da @ w_hh, dc_prev
 
 
-def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_ch=None, lengths=None, reverse=False):
+def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_ch=None, lengths=None, reverse=False, *,
+                 out=None):
     """Whole sequence, one direction.
 
     Returns y [T,B,H] (zero at padded steps), the state histories h, c [T+1,B,H]
@@ -137,11 +138,11 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_ch=None, lengths=None, rev
         else:
             y[t] = h_t
         h[n], c[n] = h_t, c_t
-    return y, h, c, gates
+    return into(out, (y, h, c, gates))
 
 
 def lstm_backward(dy, dh_n, dc_n, x, h, c, gates, w_ih, w_hh, w_ch, lengths, reverse,
-                  dw_ih, dw_hh, db_ih, db_hh, dw_ch):
+                  dw_ih, dw_hh, db_ih, db_hh, dw_ch, *, out=None):
     """Backpropagation through time for one direction.
 
     dy [T,B,H], dh_n, dc_n [B,H], each may be None. Adds into the weight gradients;
@@ -171,4 +172,4 @@ def lstm_backward(dy, dh_n, dc_n, x, h, c, gates, w_ih, w_hh, w_ch, lengths, rev
     _add(dw_hh, da2.T @ h_in.reshape(T * B, H))
     _add(db_ih, da2.sum(0))
     _add(db_hh, da2.sum(0))
-    return (da2 @ w_ih).reshape(x.shape), dh, dc
+    return into(out, ((da2 @ w_ih).reshape(x.shape), dh, dc))

@@ -1,0 +1,229 @@
+#include "elman.h"
+
+#include <cstring>
+#include <utility>
+
+#include "sequence.h"
+
+namespace rnncore {
+
+namespace {
+
+// h_t = phi(a_t) in place in y_t (which holds a_t), rows [0,B), units [u0,u1).
+template <typename scalar_t, Activation A>
+RNNCORE_CLONES void forward_pointwise(scalar_t* y_t, scalar_t* h_t, const scalar_t* h_prev, const index_t* lengths,
+                                      index_t t, index_t B, index_t H, index_t u0, index_t u1) {
+  for (index_t b = 0; b < B; ++b) {
+    scalar_t* __restrict y = y_t + b * H;
+    scalar_t* __restrict hn = h_t + b * H;
+    const scalar_t* __restrict hp = h_prev + b * H;
+    if (!seq::valid(lengths, t, b)) {
+      for (index_t j = u0; j < u1; ++j) {
+        hn[j] = hp[j];
+        y[j] = 0;
+      }
+      continue;
+    }
+    RNNCORE_IVDEP
+    for (index_t j = u0; j < u1; ++j) {
+      const scalar_t v = activate(A, y[j]);
+      y[j] = v;
+      hn[j] = v;
+    }
+  }
+}
+
+// da_t = (dh + dy_t) * phi'(h_t); dh_next primed for the recurrent product.
+template <typename scalar_t, Activation A>
+RNNCORE_CLONES void backward_pointwise(scalar_t* da_t, scalar_t* dh_next, const scalar_t* dh_cur,
+                                       const scalar_t* dy_t, const scalar_t* h_t, const index_t* lengths, index_t t,
+                                       index_t B, index_t H, index_t u0, index_t u1) {
+  for (index_t b = 0; b < B; ++b) {
+    scalar_t* __restrict da = da_t + b * H;
+    scalar_t* __restrict dhn = dh_next + b * H;
+    const scalar_t* __restrict dh = dh_cur + b * H;
+    if (!seq::valid(lengths, t, b)) {
+      for (index_t j = u0; j < u1; ++j) {
+        da[j] = 0;
+        dhn[j] = dh[j];
+      }
+      continue;
+    }
+    const scalar_t* __restrict dyb = dy_t ? dy_t + b * H : nullptr;
+    const scalar_t* __restrict hv = h_t + b * H;
+    RNNCORE_IVDEP
+    for (index_t j = u0; j < u1; ++j) {
+      const scalar_t g = dyb ? dh[j] + dyb[j] : dh[j];
+      da[j] = g * activate_grad(A, hv[j]);
+      dhn[j] = 0;
+    }
+  }
+}
+
+template <typename scalar_t>
+void forward_pointwise(Activation act, scalar_t* y_t, scalar_t* h_t, const scalar_t* h_prev, const index_t* lengths,
+                       index_t t, index_t B, index_t H, index_t u0, index_t u1) {
+  switch (act) {
+    case Activation::relu:
+      return forward_pointwise<scalar_t, Activation::relu>(y_t, h_t, h_prev, lengths, t, B, H, u0, u1);
+    case Activation::sigmoid:
+      return forward_pointwise<scalar_t, Activation::sigmoid>(y_t, h_t, h_prev, lengths, t, B, H, u0, u1);
+    default:
+      return forward_pointwise<scalar_t, Activation::tanh>(y_t, h_t, h_prev, lengths, t, B, H, u0, u1);
+  }
+}
+
+template <typename scalar_t>
+void backward_pointwise(Activation act, scalar_t* da_t, scalar_t* dh_next, const scalar_t* dh_cur,
+                        const scalar_t* dy_t, const scalar_t* h_t, const index_t* lengths, index_t t, index_t B,
+                        index_t H, index_t u0, index_t u1) {
+  switch (act) {
+    case Activation::relu:
+      return backward_pointwise<scalar_t, Activation::relu>(da_t, dh_next, dh_cur, dy_t, h_t, lengths, t, B, H, u0,
+                                                            u1);
+    case Activation::sigmoid:
+      return backward_pointwise<scalar_t, Activation::sigmoid>(da_t, dh_next, dh_cur, dy_t, h_t, lengths, t, B, H,
+                                                               u0, u1);
+    default:
+      return backward_pointwise<scalar_t, Activation::tanh>(da_t, dh_next, dh_cur, dy_t, h_t, lengths, t, B, H, u0,
+                                                            u1);
+  }
+}
+
+}  // namespace
+
+template <typename scalar_t>
+index_t elman_forward_workspace_size(index_t B, index_t H) {
+  (void)B;
+  return packed_size<scalar_t>(H, H, 1);
+}
+
+template <typename scalar_t>
+void elman_forward(scalar_t* y, scalar_t* h, const scalar_t* x, const scalar_t* h0, const scalar_t* w_ih,
+                   const scalar_t* w_hh, const scalar_t* b_ih, const scalar_t* b_hh, Activation act,
+                   const index_t* lengths, bool reverse, index_t T, index_t B, index_t I, index_t H,
+                   scalar_t* workspace) {
+  const index_t BH = B * H;
+  scalar_t* packed = workspace;
+  const int nt = seq::threads_for<scalar_t>(B, H, 1);
+  Barrier barrier(nt);
+  seq::single_threaded_blas();
+  parallel_run(nt, [&](int tid) {
+    seq::pack_rows(tid, nt, packed, w_hh, H, true, H, H, 1);
+    seq::input_projection(tid, nt, y, x, w_ih, b_ih, b_hh, T * B, I, H);
+    const Range u = seq::units<scalar_t>(H, tid, nt);
+    seq::copy_units(h + (reverse ? T : 0) * BH, h0, B, H, u.begin, u.end);
+    barrier.wait();
+    for (index_t s = 0; s < T; ++s) {
+      const index_t t = seq::time_of(s, T, reverse);
+      const index_t p = seq::prev_slot(t, reverse), n = seq::next_slot(t, reverse);
+      if (u.end > u.begin)
+        gemm_packed(B, u.end - u.begin, H, h + p * BH, H, packed, u.begin, y + t * BH + u.begin, H, true);
+      forward_pointwise(act, y + t * BH, h + n * BH, h + p * BH, lengths, t, B, H, u.begin, u.end);
+      barrier.wait();
+    }
+  });
+}
+
+template <typename scalar_t>
+index_t elman_backward_workspace_size(index_t T, index_t B, index_t H) {
+  return T * B * H + packed_size<scalar_t>(H, H, 1) + 2 * B * H + H;
+}
+
+template <typename scalar_t>
+void elman_backward(scalar_t* dx, scalar_t* dh0, scalar_t* dw_ih, scalar_t* dw_hh, scalar_t* db_ih, scalar_t* db_hh,
+                    const scalar_t* dy, const scalar_t* dh_n, const scalar_t* x, const scalar_t* h,
+                    const scalar_t* w_ih, const scalar_t* w_hh, Activation act, const index_t* lengths, bool reverse,
+                    index_t T, index_t B, index_t I, index_t H, scalar_t* workspace) {
+  const index_t BH = B * H;
+  scalar_t* da = workspace;  // [T,B,H]
+  scalar_t* packed = da + T * BH;
+  scalar_t* dh_a = packed + packed_size<scalar_t>(H, H, 1);
+  scalar_t* dh_b = dh_a + BH;
+  scalar_t* dbias = dh_b + BH;
+  const int nt = seq::threads_for<scalar_t>(B, H, 1);
+  Barrier barrier(nt);
+  seq::single_threaded_blas();
+  parallel_run(nt, [&](int tid) {
+    seq::pack_rows(tid, nt, packed, w_hh, H, false, H, H, 1);
+    const Range u = seq::units<scalar_t>(H, tid, nt);
+    scalar_t* dh_cur = dh_a;
+    scalar_t* dh_next = dh_b;
+    seq::copy_units(dh_cur, dh_n, B, H, u.begin, u.end);
+    barrier.wait();
+    for (index_t s = 0; s < T; ++s) {
+      const index_t t = reverse ? s : T - 1 - s;
+      scalar_t* da_t = da + t * BH;
+      backward_pointwise(act, da_t, dh_next, dh_cur, dy ? dy + t * BH : nullptr, h + seq::next_slot(t, reverse) * BH,
+                         lengths, t, B, H, u.begin, u.end);
+      barrier.wait();
+      if (u.end > u.begin) gemm_packed(B, u.end - u.begin, H, da_t, H, packed, u.begin, dh_next + u.begin, H, true);
+      std::swap(dh_cur, dh_next);
+    }
+    seq::copy_units(dh0, dh_cur, B, H, u.begin, u.end);
+    barrier.wait();
+    const scalar_t* h_in = reverse ? h + BH : h;
+    seq::gemm_rows<scalar_t>(tid, nt, true, false, H, I, T * B, 1, da, H, x, I, 1, dw_ih, I);
+    seq::gemm_rows<scalar_t>(tid, nt, true, false, H, H, T * B, 1, da, H, h_in, H, 1, dw_hh, H);
+    if (db_ih || db_hh) {
+      const Range r = split(H, tid, nt, 8);
+      for (index_t j = r.begin; j < r.end; ++j) dbias[j] = 0;
+      seq::add_column_sums(dbias, da, T * B, H, r.begin, r.end);
+      for (index_t j = r.begin; j < r.end; ++j) {
+        if (db_ih) db_ih[j] += dbias[j];
+        if (db_hh) db_hh[j] += dbias[j];
+      }
+    }
+    seq::gemm_rows<scalar_t>(tid, nt, false, false, T * B, I, H, 1, da, H, w_ih, I, 0, dx, I);
+  });
+}
+
+template <typename scalar_t>
+index_t elman_step_forward_workspace_size(index_t B, index_t H) {
+  return 2 * B * H + elman_forward_workspace_size<scalar_t>(B, H);
+}
+
+template <typename scalar_t>
+void elman_step_forward(scalar_t* h, const scalar_t* x, const scalar_t* h_prev, const scalar_t* w_ih,
+                        const scalar_t* w_hh, const scalar_t* b_ih, const scalar_t* b_hh, Activation act, index_t B,
+                        index_t I, index_t H, scalar_t* workspace) {
+  elman_forward(h, workspace, x, h_prev, w_ih, w_hh, b_ih, b_hh, act, nullptr, false, 1, B, I, H,
+                workspace + 2 * B * H);
+}
+
+template <typename scalar_t>
+index_t elman_step_backward_workspace_size(index_t B, index_t H) {
+  return 2 * B * H + elman_backward_workspace_size<scalar_t>(1, B, H);
+}
+
+template <typename scalar_t>
+void elman_step_backward(scalar_t* dx, scalar_t* dh_prev, scalar_t* dw_ih, scalar_t* dw_hh, scalar_t* db_ih,
+                         scalar_t* db_hh, const scalar_t* dh, const scalar_t* x, const scalar_t* h_prev,
+                         const scalar_t* h, const scalar_t* w_ih, const scalar_t* w_hh, Activation act, index_t B,
+                         index_t I, index_t H, scalar_t* workspace) {
+  scalar_t* hist = workspace;  // [2,B,H]: h_prev, h
+  std::memcpy(hist, h_prev, sizeof(scalar_t) * B * H);
+  std::memcpy(hist + B * H, h, sizeof(scalar_t) * B * H);
+  elman_backward(dx, dh_prev, dw_ih, dw_hh, db_ih, db_hh, static_cast<const scalar_t*>(nullptr), dh, x, hist, w_ih,
+                 w_hh, act, nullptr, false, 1, B, I, H, hist + 2 * B * H);
+}
+
+#define RNNCORE_INSTANTIATE(S)                                                                                     \
+  template index_t elman_forward_workspace_size<S>(index_t, index_t);                                             \
+  template void elman_forward<S>(S*, S*, const S*, const S*, const S*, const S*, const S*, const S*, Activation,  \
+                                 const index_t*, bool, index_t, index_t, index_t, index_t, S*);                    \
+  template index_t elman_backward_workspace_size<S>(index_t, index_t, index_t);                                   \
+  template void elman_backward<S>(S*, S*, S*, S*, S*, S*, const S*, const S*, const S*, const S*, const S*,       \
+                                  const S*, Activation, const index_t*, bool, index_t, index_t, index_t, index_t,  \
+                                  S*);                                                                             \
+  template index_t elman_step_forward_workspace_size<S>(index_t, index_t);                                        \
+  template void elman_step_forward<S>(S*, const S*, const S*, const S*, const S*, const S*, const S*, Activation, \
+                                      index_t, index_t, index_t, S*);                                              \
+  template index_t elman_step_backward_workspace_size<S>(index_t, index_t);                                       \
+  template void elman_step_backward<S>(S*, S*, S*, S*, S*, S*, const S*, const S*, const S*, const S*, const S*,  \
+                                       const S*, Activation, index_t, index_t, index_t, S*);
+RNNCORE_INSTANTIATE(float)
+RNNCORE_INSTANTIATE(double)
+#undef RNNCORE_INSTANTIATE
+
+}  // namespace rnncore

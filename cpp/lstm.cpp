@@ -1,0 +1,298 @@
+#include "lstm.h"
+
+#include <cstring>
+#include <utility>
+
+#include "activations.h"
+#include "sequence.h"
+
+namespace rnncore {
+
+namespace {
+
+constexpr index_t G = 4;
+
+// The gate maths of step t, rows [0,B) and units [u0,u1) of this thread.
+template <typename scalar_t, bool PEEP>
+RNNCORE_CLONES void forward_pointwise(scalar_t* gates_t, scalar_t* y_t, scalar_t* h_t, scalar_t* c_t,
+                                      const scalar_t* h_prev, const scalar_t* c_prev, const scalar_t* w_ch,
+                                      const index_t* lengths, index_t t, index_t B, index_t H, index_t u0,
+                                      index_t u1) {
+  for (index_t b = 0; b < B; ++b) {
+    scalar_t* __restrict hn = h_t + b * H;
+    scalar_t* __restrict cn = c_t + b * H;
+    scalar_t* __restrict y = y_t + b * H;
+    const scalar_t* __restrict hp = h_prev + b * H;
+    const scalar_t* __restrict cp = c_prev + b * H;
+    if (!seq::valid(lengths, t, b)) {  // padding: keep the state, output zero
+      for (index_t j = u0; j < u1; ++j) {
+        hn[j] = hp[j];
+        cn[j] = cp[j];
+        y[j] = 0;
+      }
+      continue;
+    }
+    scalar_t* __restrict gi = gates_t + b * G * H;
+    scalar_t* __restrict gf = gi + H;
+    scalar_t* __restrict gg = gi + 2 * H;
+    scalar_t* __restrict go = gi + 3 * H;
+    RNNCORE_IVDEP
+    for (index_t j = u0; j < u1; ++j) {
+      scalar_t ai = gi[j], af = gf[j], ao = go[j];
+      if (PEEP) {
+        ai += w_ch[j] * cp[j];
+        af += w_ch[H + j] * cp[j];
+      }
+      const scalar_t i = sigmoid(ai), f = sigmoid(af), g = tanh(gg[j]);
+      const scalar_t c = f * cp[j] + i * g;
+      if (PEEP) ao += w_ch[2 * H + j] * c;
+      const scalar_t o = sigmoid(ao);
+      const scalar_t hh = o * tanh(c);
+      gi[j] = i;
+      gf[j] = f;
+      gg[j] = g;
+      go[j] = o;
+      cn[j] = c;
+      hn[j] = hh;
+      y[j] = hh;
+    }
+  }
+}
+
+// Backward gate maths of step t: dG_t for this thread's units, dc carried back in
+// place, dh_next primed for the recurrent product (zero, or the carried gradient at
+// padded rows), peephole gradients accumulated in dpeep [3H].
+template <typename scalar_t, bool PEEP>
+RNNCORE_CLONES void backward_pointwise(scalar_t* dg_t, scalar_t* dh_next, scalar_t* dc, scalar_t* dpeep,
+                                       const scalar_t* dh_cur, const scalar_t* dy_t, const scalar_t* gates_t,
+                                       const scalar_t* c_prev, const scalar_t* c_t, const scalar_t* w_ch,
+                                       const index_t* lengths, index_t t, index_t B, index_t H, index_t u0,
+                                       index_t u1) {
+  for (index_t b = 0; b < B; ++b) {
+    scalar_t* __restrict di = dg_t + b * G * H;
+    scalar_t* __restrict df = di + H;
+    scalar_t* __restrict dg = di + 2 * H;
+    scalar_t* __restrict dout = di + 3 * H;
+    scalar_t* __restrict dhn = dh_next + b * H;
+    scalar_t* __restrict dcb = dc + b * H;
+    const scalar_t* __restrict dh = dh_cur + b * H;
+    if (!seq::valid(lengths, t, b)) {  // padding: pass the state gradient through
+      for (index_t j = u0; j < u1; ++j) {
+        di[j] = df[j] = dg[j] = dout[j] = 0;
+        dhn[j] = dh[j];
+      }
+      continue;
+    }
+    const scalar_t* __restrict dyb = dy_t ? dy_t + b * H : nullptr;
+    const scalar_t* __restrict gi = gates_t + b * G * H;
+    const scalar_t* __restrict gf = gi + H;
+    const scalar_t* __restrict gg = gi + 2 * H;
+    const scalar_t* __restrict go = gi + 3 * H;
+    const scalar_t* __restrict cp = c_prev + b * H;
+    const scalar_t* __restrict cc = c_t + b * H;
+    scalar_t* __restrict dpi = dpeep;
+    scalar_t* __restrict dpf = dpeep + H;
+    scalar_t* __restrict dpo = dpeep + 2 * H;
+    RNNCORE_IVDEP
+    for (index_t j = u0; j < u1; ++j) {
+      const scalar_t dht = dyb ? dh[j] + dyb[j] : dh[j];
+      const scalar_t i = gi[j], f = gf[j], g = gg[j], o = go[j];
+      const scalar_t tc = tanh(cc[j]);
+      const scalar_t dao = dht * tc * o * (scalar_t(1) - o);
+      scalar_t dct = dcb[j] + dht * o * (scalar_t(1) - tc * tc);
+      if (PEEP) dct += dao * w_ch[2 * H + j];
+      const scalar_t dai = dct * g * i * (scalar_t(1) - i);
+      const scalar_t daf = dct * cp[j] * f * (scalar_t(1) - f);
+      const scalar_t dag = dct * i * (scalar_t(1) - g * g);
+      scalar_t dcp = dct * f;
+      if (PEEP) {
+        dcp += dai * w_ch[j] + daf * w_ch[H + j];
+        dpi[j] += dai * cp[j];
+        dpf[j] += daf * cp[j];
+        dpo[j] += dao * cc[j];
+      }
+      di[j] = dai;
+      df[j] = daf;
+      dg[j] = dag;
+      dout[j] = dao;
+      dcb[j] = dcp;
+      dhn[j] = 0;
+    }
+  }
+}
+
+template <typename scalar_t>
+index_t packed_block(index_t K, index_t H) {
+  return packed_size<scalar_t>(K, H, 1);
+}
+
+}  // namespace
+
+template <typename scalar_t>
+index_t lstm_forward_workspace_size(index_t B, index_t H) {
+  (void)B;
+  return packed_size<scalar_t>(H, H, G);
+}
+
+template <typename scalar_t>
+void lstm_forward(scalar_t* y, scalar_t* h, scalar_t* c, scalar_t* gates, const scalar_t* x, const scalar_t* h0,
+                  const scalar_t* c0, const scalar_t* w_ih, const scalar_t* w_hh, const scalar_t* b_ih,
+                  const scalar_t* b_hh, const scalar_t* w_ch, const index_t* lengths, bool reverse, index_t T,
+                  index_t B, index_t I, index_t H, scalar_t* workspace) {
+  const index_t N = G * H, BH = B * H;
+  scalar_t* packed = workspace;
+  const index_t block = packed_block<scalar_t>(H, H);
+  const int nt = seq::threads_for<scalar_t>(B, H, G);
+  Barrier barrier(nt);
+  seq::single_threaded_blas();
+  parallel_run(nt, [&](int tid) {
+    seq::pack_rows(tid, nt, packed, w_hh, H, true, H, H, G);
+    seq::input_projection(tid, nt, gates, x, w_ih, b_ih, b_hh, T * B, I, N);
+    const Range u = seq::units<scalar_t>(H, tid, nt);
+    const index_t init = reverse ? T : 0;
+    seq::copy_units(h + init * BH, h0, B, H, u.begin, u.end);
+    seq::copy_units(c + init * BH, c0, B, H, u.begin, u.end);
+    barrier.wait();
+    for (index_t s = 0; s < T; ++s) {
+      const index_t t = seq::time_of(s, T, reverse);
+      const index_t p = seq::prev_slot(t, reverse), n = seq::next_slot(t, reverse);
+      scalar_t* g_t = gates + t * B * N;
+      if (u.end > u.begin)
+        for (index_t k = 0; k < G; ++k)
+          gemm_packed(B, u.end - u.begin, H, h + p * BH, H, packed + k * block, u.begin, g_t + k * H + u.begin, N,
+                      true);
+      if (w_ch)
+        forward_pointwise<scalar_t, true>(g_t, y + t * BH, h + n * BH, c + n * BH, h + p * BH, c + p * BH, w_ch,
+                                          lengths, t, B, H, u.begin, u.end);
+      else
+        forward_pointwise<scalar_t, false>(g_t, y + t * BH, h + n * BH, c + n * BH, h + p * BH, c + p * BH,
+                                           nullptr, lengths, t, B, H, u.begin, u.end);
+      barrier.wait();
+    }
+  });
+}
+
+template <typename scalar_t>
+index_t lstm_backward_workspace_size(index_t T, index_t B, index_t H) {
+  return T * B * G * H + packed_block<scalar_t>(G * H, H) + 3 * B * H + 3 * H + G * H;
+}
+
+template <typename scalar_t>
+void lstm_backward(scalar_t* dx, scalar_t* dh0, scalar_t* dc0, scalar_t* dw_ih, scalar_t* dw_hh, scalar_t* db_ih,
+                   scalar_t* db_hh, scalar_t* dw_ch, const scalar_t* dy, const scalar_t* dh_n, const scalar_t* dc_n,
+                   const scalar_t* x, const scalar_t* h, const scalar_t* c, const scalar_t* gates,
+                   const scalar_t* w_ih, const scalar_t* w_hh, const scalar_t* w_ch, const index_t* lengths,
+                   bool reverse, index_t T, index_t B, index_t I, index_t H, scalar_t* workspace) {
+  const index_t N = G * H, BH = B * H;
+  scalar_t* dG = workspace;                      // [T,B,4H] gate gradients, all steps
+  scalar_t* packed = dG + T * B * N;             // w_hh [4H,H] packed for dh_{t-1} = da_t @ w_hh
+  scalar_t* dh_a = packed + packed_block<scalar_t>(N, H);
+  scalar_t* dh_b = dh_a + BH;
+  scalar_t* dc = dh_b + BH;
+  scalar_t* dpeep = dc + BH;                     // [3H]
+  scalar_t* dbias = dpeep + 3 * H;               // [4H]
+  const int nt = seq::threads_for<scalar_t>(B, H, G);
+  Barrier barrier(nt);
+  seq::single_threaded_blas();
+  parallel_run(nt, [&](int tid) {
+    seq::pack_rows(tid, nt, packed, w_hh, H, false, N, H, 1);
+    const Range u = seq::units<scalar_t>(H, tid, nt);
+    scalar_t* dh_cur = dh_a;
+    scalar_t* dh_next = dh_b;
+    seq::copy_units(dh_cur, dh_n, B, H, u.begin, u.end);
+    seq::copy_units(dc, dc_n, B, H, u.begin, u.end);
+    for (index_t k = 0; k < 3; ++k) std::memset(dpeep + k * H + u.begin, 0, sizeof(scalar_t) * (u.end - u.begin));
+    barrier.wait();
+    for (index_t s = 0; s < T; ++s) {
+      const index_t t = reverse ? s : T - 1 - s;  // the reverse of the forward's order
+      const index_t p = seq::prev_slot(t, reverse), n = seq::next_slot(t, reverse);
+      scalar_t* dg_t = dG + t * B * N;
+      const scalar_t* dy_t = dy ? dy + t * BH : nullptr;
+      if (w_ch)
+        backward_pointwise<scalar_t, true>(dg_t, dh_next, dc, dpeep, dh_cur, dy_t, gates + t * B * N, c + p * BH,
+                                           c + n * BH, w_ch, lengths, t, B, H, u.begin, u.end);
+      else
+        backward_pointwise<scalar_t, false>(dg_t, dh_next, dc, dpeep, dh_cur, dy_t, gates + t * B * N, c + p * BH,
+                                            c + n * BH, nullptr, lengths, t, B, H, u.begin, u.end);
+      barrier.wait();  // every unit's dG_t is needed by every thread's product
+      if (u.end > u.begin) gemm_packed(B, u.end - u.begin, N, dg_t, N, packed, u.begin, dh_next + u.begin, H, true);
+      std::swap(dh_cur, dh_next);
+    }
+    seq::copy_units(dh0, dh_cur, B, H, u.begin, u.end);
+    seq::copy_units(dc0, dc, B, H, u.begin, u.end);
+    if (dw_ch)
+      for (index_t k = 0; k < 3; ++k)
+        for (index_t j = u.begin; j < u.end; ++j) dw_ch[k * H + j] += dpeep[k * H + j];
+    barrier.wait();  // all of dG written (also when T == 0)
+    const scalar_t* h_in = reverse ? h + BH : h;
+    seq::gemm_rows<scalar_t>(tid, nt, true, false, N, I, T * B, 1, dG, N, x, I, 1, dw_ih, I);
+    seq::gemm_rows<scalar_t>(tid, nt, true, false, N, H, T * B, 1, dG, N, h_in, H, 1, dw_hh, H);
+    if (db_ih || db_hh) {
+      const Range r = split(N, tid, nt, 8);
+      for (index_t j = r.begin; j < r.end; ++j) dbias[j] = 0;
+      seq::add_column_sums(dbias, dG, T * B, N, r.begin, r.end);
+      for (index_t j = r.begin; j < r.end; ++j) {
+        if (db_ih) db_ih[j] += dbias[j];
+        if (db_hh) db_hh[j] += dbias[j];
+      }
+    }
+    seq::gemm_rows<scalar_t>(tid, nt, false, false, T * B, I, N, 1, dG, N, w_ih, I, 0, dx, I);
+  });
+}
+
+template <typename scalar_t>
+index_t lstm_step_forward_workspace_size(index_t B, index_t H) {
+  return 4 * B * H + lstm_forward_workspace_size<scalar_t>(B, H);
+}
+
+template <typename scalar_t>
+void lstm_step_forward(scalar_t* h, scalar_t* c, scalar_t* gates, const scalar_t* x, const scalar_t* h_prev,
+                       const scalar_t* c_prev, const scalar_t* w_ih, const scalar_t* w_hh, const scalar_t* b_ih,
+                       const scalar_t* b_hh, const scalar_t* w_ch, index_t B, index_t I, index_t H,
+                       scalar_t* workspace) {
+  scalar_t* h_hist = workspace;  // [2,B,H]
+  scalar_t* c_hist = h_hist + 2 * B * H;
+  lstm_forward(h, h_hist, c_hist, gates, x, h_prev, c_prev, w_ih, w_hh, b_ih, b_hh, w_ch, nullptr, false, 1, B, I, H,
+               c_hist + 2 * B * H);
+  std::memcpy(c, c_hist + B * H, sizeof(scalar_t) * B * H);
+}
+
+template <typename scalar_t>
+index_t lstm_step_backward_workspace_size(index_t B, index_t H) {
+  return 2 * B * H + lstm_backward_workspace_size<scalar_t>(1, B, H);
+}
+
+template <typename scalar_t>
+void lstm_step_backward(scalar_t* dx, scalar_t* dh_prev, scalar_t* dc_prev, scalar_t* dw_ih, scalar_t* dw_hh,
+                        scalar_t* db_ih, scalar_t* db_hh, scalar_t* dw_ch, const scalar_t* dh, const scalar_t* dc,
+                        const scalar_t* x, const scalar_t* h_prev, const scalar_t* c_prev, const scalar_t* c,
+                        const scalar_t* gates, const scalar_t* w_ih, const scalar_t* w_hh, const scalar_t* w_ch,
+                        index_t B, index_t I, index_t H, scalar_t* workspace) {
+  scalar_t* c_hist = workspace;  // [2,B,H]: c_prev, c
+  std::memcpy(c_hist, c_prev, sizeof(scalar_t) * B * H);
+  std::memcpy(c_hist + B * H, c, sizeof(scalar_t) * B * H);
+  // a forward step reads only h[0] of its history in backward: h_prev itself
+  lstm_backward(dx, dh_prev, dc_prev, dw_ih, dw_hh, db_ih, db_hh, dw_ch, static_cast<const scalar_t*>(nullptr), dh,
+                dc, x, h_prev, c_hist, gates, w_ih, w_hh, w_ch, nullptr, false, 1, B, I, H, c_hist + 2 * B * H);
+}
+
+#define RNNCORE_INSTANTIATE(S)                                                                                     \
+  template index_t lstm_forward_workspace_size<S>(index_t, index_t);                                              \
+  template void lstm_forward<S>(S*, S*, S*, S*, const S*, const S*, const S*, const S*, const S*, const S*,       \
+                                const S*, const S*, const index_t*, bool, index_t, index_t, index_t, index_t, S*); \
+  template index_t lstm_backward_workspace_size<S>(index_t, index_t, index_t);                                    \
+  template void lstm_backward<S>(S*, S*, S*, S*, S*, S*, S*, S*, const S*, const S*, const S*, const S*, const S*, \
+                                 const S*, const S*, const S*, const S*, const S*, const index_t*, bool, index_t,  \
+                                 index_t, index_t, index_t, S*);                                                   \
+  template index_t lstm_step_forward_workspace_size<S>(index_t, index_t);                                         \
+  template void lstm_step_forward<S>(S*, S*, S*, const S*, const S*, const S*, const S*, const S*, const S*,      \
+                                     const S*, const S*, index_t, index_t, index_t, S*);                           \
+  template index_t lstm_step_backward_workspace_size<S>(index_t, index_t);                                        \
+  template void lstm_step_backward<S>(S*, S*, S*, S*, S*, S*, S*, S*, const S*, const S*, const S*, const S*,     \
+                                      const S*, const S*, const S*, const S*, const S*, const S*, index_t, index_t, \
+                                      index_t, S*);
+RNNCORE_INSTANTIATE(float)
+RNNCORE_INSTANTIATE(double)
+#undef RNNCORE_INSTANTIATE
+
+}  // namespace rnncore

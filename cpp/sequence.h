@@ -1,0 +1,107 @@
+// Internal helpers shared by the sequence kernels (not part of the public interface).
+#pragma once
+
+#include <cstring>
+
+#include "common.h"
+#include "packed_gemm.h"
+#include "parallel.h"
+
+namespace rnncore {
+namespace seq {
+
+// Index in the state history [T+1,B,H] of the state read and written by step t.
+inline index_t prev_slot(index_t t, bool reverse) { return reverse ? t + 1 : t; }
+inline index_t next_slot(index_t t, bool reverse) { return reverse ? t : t + 1; }
+// Time index of processing step s.
+inline index_t time_of(index_t s, index_t T, bool reverse) { return reverse ? T - 1 - s : s; }
+
+inline bool valid(const index_t* lengths, index_t t, index_t b) { return lengths == nullptr || t < lengths[b]; }
+
+// Threads worth using for a sequence of B rows, H units and G gates: splitting the
+// units only pays when each thread's share of a step's product is large enough to
+// cover a barrier (~1 us), and only in whole packed panels.
+template <typename scalar_t>
+int threads_for(index_t B, index_t H, index_t G) {
+  int nt = num_threads();
+  const index_t per_step = B * G * H * H;
+  if (per_step < parallel_threshold()) return 1;
+  const index_t panels = panels_per_block<scalar_t>(H);
+  if (nt > panels) nt = static_cast<int>(panels);
+  return nt < 1 ? 1 : nt;
+}
+
+// Hidden units [begin, end) owned by thread tid: whole packed panels.
+template <typename scalar_t>
+Range units(index_t H, int tid, int nt) {
+  return split(H, tid, nt, packed_nr<scalar_t>());
+}
+
+// C[M,N] = alpha op(A) op(B) + beta C with the M rows of C split across threads.
+template <typename scalar_t>
+void gemm_rows(int tid, int nt, bool ta, bool tb, index_t M, index_t N, index_t K, scalar_t alpha, const scalar_t* A,
+               index_t lda, const scalar_t* B, index_t ldb, scalar_t beta, scalar_t* C, index_t ldc) {
+  const Range r = split(M, tid, nt, 8);
+  if (r.end <= r.begin) return;
+  const scalar_t* a = ta ? A + r.begin : A + r.begin * lda;
+  gemm<scalar_t>(ta, tb, r.end - r.begin, N, K, alpha, a, lda, B, ldb, beta, C + r.begin * ldc, ldc);
+}
+
+// Packs weights for the step products, panels split across threads.
+template <typename scalar_t>
+void pack_rows(int tid, int nt, scalar_t* dst, const scalar_t* W, index_t ldw, bool trans, index_t K, index_t nb,
+               index_t blocks) {
+  // pack block by block; thread tid packs the blocks g with g % nt == tid (blocks are
+  // independent), or everything when there is one block
+  if (blocks == 1) {
+    if (tid == 0) pack_weights(dst, W, ldw, trans, K, nb, 1);
+    return;
+  }
+  const index_t block_size = packed_size<scalar_t>(K, nb, 1);
+  for (index_t g = tid; g < blocks; g += nt)
+    pack_weights(dst + g * block_size, W + (trans ? g * nb * ldw : g * nb), ldw, trans, K, nb, 1);
+}
+
+// out[j] += sum over rows r of M[r*ld + j], for j in [j0, j1); summed in double.
+template <typename scalar_t>
+void add_column_sums(scalar_t* out, const scalar_t* M, index_t rows, index_t ld, index_t j0, index_t j1);
+
+// Rows [0,B) x units [u0,u1) of a [B,H] state: copy (src may be nullptr: zeros).
+template <typename scalar_t>
+void copy_units(scalar_t* dst, const scalar_t* src, index_t B, index_t H, index_t u0, index_t u1) {
+  for (index_t b = 0; b < B; ++b) {
+    if (src)
+      std::memcpy(dst + b * H + u0, src + b * H + u0, sizeof(scalar_t) * (u1 - u0));
+    else
+      std::memset(dst + b * H + u0, 0, sizeof(scalar_t) * (u1 - u0));
+  }
+}
+
+// Fills rows [r0, r1) of gates [rows, N] with bias1 + bias2 (either may be nullptr), the
+// starting value of the input projection.
+template <typename scalar_t>
+void fill_bias_rows(scalar_t* gates, index_t r0, index_t r1, index_t N, const scalar_t* b1, const scalar_t* b2) {
+  for (index_t r = r0; r < r1; ++r) {
+    scalar_t* g = gates + r * N;
+    for (index_t j = 0; j < N; ++j) g[j] = (b1 ? b1[j] : scalar_t(0)) + (b2 ? b2[j] : scalar_t(0));
+  }
+}
+
+// gates[T*B, N] = x[T*B, I] @ w_ih.T + b1 + b2, rows split across threads.
+template <typename scalar_t>
+void input_projection(int tid, int nt, scalar_t* gates, const scalar_t* x, const scalar_t* w_ih, const scalar_t* b1,
+                      const scalar_t* b2, index_t rows, index_t I, index_t N) {
+  const Range r = split(rows, tid, nt, 8);
+  if (r.end <= r.begin) return;
+  const bool bias = b1 || b2;
+  if (bias) fill_bias_rows(gates, r.begin, r.end, N, b1, b2);
+  gemm<scalar_t>(false, true, r.end - r.begin, N, I, scalar_t(1), x + r.begin * I, I, w_ih, I,
+                 bias ? scalar_t(1) : scalar_t(0), gates + r.begin * N, N);
+}
+
+// Keeps OpenBLAS single-threaded (rnncore splits the work itself). Call before
+// parallel_run, from the calling thread.
+void single_threaded_blas();
+
+}  // namespace seq
+}  // namespace rnncore
