@@ -106,22 +106,22 @@ void elman_forward(scalar_t* y, scalar_t* h, const scalar_t* x, const scalar_t* 
   const index_t BH = B * H;
   scalar_t* packed = workspace;
   const int nt = seq::threads_for<scalar_t>(B, H, 1);
-  Barrier barrier(nt);
   seq::single_threaded_blas();
-  parallel_run(nt, [&](int tid) {
-    seq::pack_rows(tid, nt, packed, w_hh, H, true, H, H, 1);
-    seq::input_projection(tid, nt, y, x, w_ih, b_ih, b_hh, T * B, I, H);
-    const Range u = seq::units<scalar_t>(H, tid, nt);
-    seq::copy_units(h + (reverse ? T : 0) * BH, h0, B, H, u.begin, u.end);
-    barrier.wait();
-    for (index_t s = 0; s < T; ++s) {
-      const index_t t = seq::time_of(s, T, reverse);
-      const index_t p = seq::prev_slot(t, reverse), n = seq::next_slot(t, reverse);
-      if (u.end > u.begin)
-        gemm_packed(B, u.end - u.begin, H, h + p * BH, H, packed, u.begin, y + t * BH + u.begin, H, true);
-      forward_pointwise(act, y + t * BH, h + n * BH, h + p * BH, lengths, t, B, H, u.begin, u.end);
-      barrier.wait();
+  // phase 0: pack, project (into y, which holds a_t until the step turns it into h_t),
+  // place h0; phase 1 + s: step s
+  run_phased(nt, T + 1, nt, [&](index_t phase, int p) {
+    const Range u = seq::units<scalar_t>(H, p, nt);
+    if (phase == 0) {
+      seq::pack_share(p, nt, packed, w_hh, H, true, H, H, 1);
+      seq::input_projection(p, nt, y, x, w_ih, b_ih, b_hh, T * B, I, H);
+      seq::copy_units(h + (reverse ? T : 0) * BH, h0, B, H, u.begin, u.end);
+      return;
     }
+    const index_t t = seq::time_of(phase - 1, T, reverse);
+    const index_t pv = seq::prev_slot(t, reverse), nx = seq::next_slot(t, reverse);
+    if (u.end > u.begin)
+      gemm_packed(B, u.end - u.begin, H, h + pv * BH, H, packed, u.begin, y + t * BH + u.begin, H, true);
+    forward_pointwise(act, y + t * BH, h + nx * BH, h + pv * BH, lengths, t, B, H, u.begin, u.end);
   });
 }
 
@@ -138,35 +138,36 @@ void elman_backward(scalar_t* dx, scalar_t* dh0, scalar_t* dw_ih, scalar_t* dw_h
   const index_t BH = B * H;
   scalar_t* da = workspace;  // [T,B,H]
   scalar_t* packed = da + T * BH;
-  scalar_t* dh_a = packed + packed_size<scalar_t>(H, H, 1);
-  scalar_t* dh_b = dh_a + BH;
-  scalar_t* dbias = dh_b + BH;
+  scalar_t* dh_buf[2] = {packed + packed_size<scalar_t>(H, H, 1), packed + packed_size<scalar_t>(H, H, 1) + BH};
+  scalar_t* dbias = dh_buf[1] + BH;
   const int nt = seq::threads_for<scalar_t>(B, H, 1);
-  Barrier barrier(nt);
   seq::single_threaded_blas();
-  parallel_run(nt, [&](int tid) {
-    seq::pack_rows(tid, nt, packed, w_hh, H, false, H, H, 1);
-    const Range u = seq::units<scalar_t>(H, tid, nt);
-    scalar_t* dh_cur = dh_a;
-    scalar_t* dh_next = dh_b;
-    seq::copy_units(dh_cur, dh_n, B, H, u.begin, u.end);
-    barrier.wait();
-    for (index_t s = 0; s < T; ++s) {
+  const index_t last = 1 + 2 * T;  // phases as in lstm_backward
+  run_phased(nt, last + 1, nt, [&](index_t phase, int p) {
+    const Range u = seq::units<scalar_t>(H, p, nt);
+    if (phase == 0) {
+      seq::pack_share(p, nt, packed, w_hh, H, false, H, H, 1);
+      seq::copy_units(dh_buf[0], dh_n, B, H, u.begin, u.end);
+      return;
+    }
+    if (phase < last) {
+      const index_t s = (phase - 1) / 2;
       const index_t t = reverse ? s : T - 1 - s;
       scalar_t* da_t = da + t * BH;
-      backward_pointwise(act, da_t, dh_next, dh_cur, dy ? dy + t * BH : nullptr, h + seq::next_slot(t, reverse) * BH,
-                         lengths, t, B, H, u.begin, u.end);
-      barrier.wait();
-      if (u.end > u.begin) gemm_packed(B, u.end - u.begin, H, da_t, H, packed, u.begin, dh_next + u.begin, H, true);
-      std::swap(dh_cur, dh_next);
+      scalar_t* dh_next = dh_buf[(s + 1) % 2];
+      if ((phase - 1) % 2 == 0)
+        backward_pointwise(act, da_t, dh_next, dh_buf[s % 2], dy ? dy + t * BH : nullptr,
+                           h + seq::next_slot(t, reverse) * BH, lengths, t, B, H, u.begin, u.end);
+      else if (u.end > u.begin)
+        gemm_packed(B, u.end - u.begin, H, da_t, H, packed, u.begin, dh_next + u.begin, H, true);
+      return;
     }
-    seq::copy_units(dh0, dh_cur, B, H, u.begin, u.end);
-    barrier.wait();
+    seq::copy_units(dh0, dh_buf[T % 2], B, H, u.begin, u.end);
     const scalar_t* h_in = reverse ? h + BH : h;
-    seq::gemm_rows<scalar_t>(tid, nt, true, false, H, I, T * B, 1, da, H, x, I, 1, dw_ih, I);
-    seq::gemm_rows<scalar_t>(tid, nt, true, false, H, H, T * B, 1, da, H, h_in, H, 1, dw_hh, H);
+    seq::gemm_rows<scalar_t>(p, nt, true, false, H, I, T * B, 1, da, H, x, I, 1, dw_ih, I);
+    seq::gemm_rows<scalar_t>(p, nt, true, false, H, H, T * B, 1, da, H, h_in, H, 1, dw_hh, H);
     if (db_ih || db_hh) {
-      const Range r = split(H, tid, nt, 8);
+      const Range r = split(H, p, nt, 8);
       for (index_t j = r.begin; j < r.end; ++j) dbias[j] = 0;
       seq::add_column_sums(dbias, da, T * B, H, r.begin, r.end);
       for (index_t j = r.begin; j < r.end; ++j) {
@@ -174,7 +175,7 @@ void elman_backward(scalar_t* dx, scalar_t* dh0, scalar_t* dw_ih, scalar_t* dw_h
         if (db_hh) db_hh[j] += dbias[j];
       }
     }
-    seq::gemm_rows<scalar_t>(tid, nt, false, false, T * B, I, H, 1, da, H, w_ih, I, 0, dx, I);
+    seq::gemm_rows<scalar_t>(p, nt, false, false, T * B, I, H, 1, da, H, w_ih, I, 0, dx, I);
   });
 }
 

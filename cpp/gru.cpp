@@ -235,36 +235,35 @@ void gru_forward(scalar_t* y, scalar_t* h, scalar_t* gates, scalar_t* hn, const 
     for (index_t j = 0; j < N; ++j) bias_x[j] = b_ih[j] + (reset_after && j >= 2 * H ? scalar_t(0) : b_hh[j]);
   const scalar_t* b_hn = bias && reset_after ? b_hh + 2 * H : nullptr;
   const int nt = seq::threads_for<scalar_t>(B, H, G);
-  Barrier barrier(nt);
+  const index_t per_step = reset_after ? 1 : 2;  // the Cho form needs all of r * h_{t-1} before its n product
   seq::single_threaded_blas();
-  parallel_run(nt, [&](int tid) {
-    seq::pack_rows(tid, nt, packed, w_hh, H, true, H, H, G);
-    seq::input_projection(tid, nt, gates, x, w_ih, bias ? bias_x : nullptr, static_cast<const scalar_t*>(nullptr),
-                          T * B, I, N);
-    const Range u = seq::units<scalar_t>(H, tid, nt);
+  run_phased(nt, 1 + per_step * T, nt, [&](index_t phase, int p) {
+    const Range u = seq::units<scalar_t>(H, p, nt);
     const index_t nu = u.end - u.begin;
-    seq::copy_units(h + (reverse ? T : 0) * BH, h0, B, H, u.begin, u.end);
-    barrier.wait();
-    for (index_t s = 0; s < T; ++s) {
-      const index_t t = seq::time_of(s, T, reverse);
-      const scalar_t* hp = h + seq::prev_slot(t, reverse) * BH;
-      scalar_t* hnext = h + seq::next_slot(t, reverse) * BH;
-      scalar_t* g_t = gates + t * B * N;
-      if (reset_after) {
-        if (nu > 0)
-          for (index_t k = 0; k < G; ++k)
-            gemm_packed(B, nu, H, hp, H, packed + k * block, u.begin, hg + k * H + u.begin, N, false);
-        forward_pointwise_after(g_t, hn + t * BH, y + t * BH, hnext, hg, hp, b_hn, lengths, t, B, H, u.begin, u.end);
-      } else {
-        if (nu > 0)
-          for (index_t k = 0; k < 2; ++k)
-            gemm_packed(B, nu, H, hp, H, packed + k * block, u.begin, g_t + k * H + u.begin, N, true);
-        forward_pointwise_rz(g_t, hn + t * BH, hp, lengths, t, B, H, u.begin, u.end);
-        barrier.wait();  // r * h_{t-1} complete: the n product needs all of it
-        if (nu > 0) gemm_packed(B, nu, H, hn + t * BH, H, packed + 2 * block, u.begin, g_t + 2 * H + u.begin, N, true);
-        forward_pointwise_n(g_t, y + t * BH, hnext, hp, lengths, t, B, H, u.begin, u.end);
-      }
-      barrier.wait();
+    if (phase == 0) {
+      seq::pack_share(p, nt, packed, w_hh, H, true, H, H, G);
+      seq::input_projection(p, nt, gates, x, w_ih, bias ? bias_x : nullptr, static_cast<const scalar_t*>(nullptr),
+                            T * B, I, N);
+      seq::copy_units(h + (reverse ? T : 0) * BH, h0, B, H, u.begin, u.end);
+      return;
+    }
+    const index_t t = seq::time_of((phase - 1) / per_step, T, reverse);
+    const scalar_t* hp = h + seq::prev_slot(t, reverse) * BH;
+    scalar_t* hnext = h + seq::next_slot(t, reverse) * BH;
+    scalar_t* g_t = gates + t * B * N;
+    if (reset_after) {
+      if (nu > 0)
+        for (index_t k = 0; k < G; ++k)
+          gemm_packed(B, nu, H, hp, H, packed + k * block, u.begin, hg + k * H + u.begin, N, false);
+      forward_pointwise_after(g_t, hn + t * BH, y + t * BH, hnext, hg, hp, b_hn, lengths, t, B, H, u.begin, u.end);
+    } else if ((phase - 1) % 2 == 0) {
+      if (nu > 0)
+        for (index_t k = 0; k < 2; ++k)
+          gemm_packed(B, nu, H, hp, H, packed + k * block, u.begin, g_t + k * H + u.begin, N, true);
+      forward_pointwise_rz(g_t, hn + t * BH, hp, lengths, t, B, H, u.begin, u.end);
+    } else {
+      if (nu > 0) gemm_packed(B, nu, H, hn + t * BH, H, packed + 2 * block, u.begin, g_t + 2 * H + u.begin, N, true);
+      forward_pointwise_n(g_t, y + t * BH, hnext, hp, lengths, t, B, H, u.begin, u.end);
     }
   });
 }
@@ -285,67 +284,70 @@ void gru_backward(scalar_t* dx, scalar_t* dh0, scalar_t* dw_ih, scalar_t* dw_hh,
                   bool reset_after, const index_t* lengths, bool reverse, index_t T, index_t B, index_t I, index_t H,
                   scalar_t* workspace) {
   const index_t N = G * H, BH = B * H;
-  scalar_t* dax = workspace;                                // [T,B,3H] input-side gate gradients
-  scalar_t* dah = reset_after ? dax + T * B * N : dax;      // [T,B,3H] recurrent side (Cho form: the same)
+  scalar_t* dax = workspace;                            // [T,B,3H] input-side gate gradients
+  scalar_t* dah = reset_after ? dax + T * B * N : dax;  // [T,B,3H] recurrent side (Cho form: the same)
   scalar_t* packed = workspace + (reset_after ? 2 : 1) * T * B * N;
   // reset_after: w_hh [3H,H] as one block; Cho form: w_hn [H,H], then w_h{r,z} [2H,H]
   scalar_t* packed_rz = packed + block_size<scalar_t>(H, H);
-  scalar_t* after_packs = packed + (reset_after ? block_size<scalar_t>(N, H)
-                                                : block_size<scalar_t>(H, H) + block_size<scalar_t>(2 * H, H));
-  scalar_t* dh_a = after_packs;
-  scalar_t* dh_b = dh_a + BH;
-  scalar_t* drh = dh_b + BH;
+  scalar_t* dh_a = packed + (reset_after ? block_size<scalar_t>(N, H)
+                                         : block_size<scalar_t>(H, H) + block_size<scalar_t>(2 * H, H));
+  scalar_t* dh_buf[2] = {dh_a, dh_a + BH};
+  scalar_t* drh = dh_a + 2 * BH;
   scalar_t* dbias = drh + BH;  // [3H]
   const int nt = seq::threads_for<scalar_t>(B, H, G);
-  Barrier barrier(nt);
+  // per step: reset_after: gate maths, then dh_{t-1} += dah_t @ w_hh. Cho form: the n and z
+  // maths, then drh = da_n @ w_hn and the r maths, then dh_{t-1} += [da_r, da_z] @ w_h{r,z}
+  const index_t per_step = reset_after ? 2 : 3;
+  const index_t last = 1 + per_step * T;
   seq::single_threaded_blas();
-  parallel_run(nt, [&](int tid) {
-    if (reset_after) {
-      seq::pack_rows(tid, nt, packed, w_hh, H, false, N, H, 1);
-    } else if (tid == 0 || nt == 1) {
-      pack_weights(packed, w_hh + 2 * H * H, H, false, H, H, 1);
-      if (nt == 1) pack_weights(packed_rz, w_hh, H, false, 2 * H, H, 1);
-    }
-    if (!reset_after && nt > 1 && tid == 1) pack_weights(packed_rz, w_hh, H, false, 2 * H, H, 1);
-    const Range u = seq::units<scalar_t>(H, tid, nt);
+  run_phased(nt, last + 1, nt, [&](index_t phase, int p) {
+    const Range u = seq::units<scalar_t>(H, p, nt);
     const index_t nu = u.end - u.begin;
-    scalar_t* dh_cur = dh_a;
-    scalar_t* dh_next = dh_b;
-    seq::copy_units(dh_cur, dh_n, B, H, u.begin, u.end);
-    barrier.wait();
-    for (index_t s = 0; s < T; ++s) {
+    if (phase == 0) {
+      if (reset_after) {
+        seq::pack_share(p, nt, packed, w_hh, H, false, N, H, 1);
+      } else {
+        seq::pack_share(p, nt, packed, w_hh + 2 * H * H, H, false, H, H, 1);
+        seq::pack_share(p, nt, packed_rz, w_hh, H, false, 2 * H, H, 1);
+      }
+      seq::copy_units(dh_buf[0], dh_n, B, H, u.begin, u.end);
+      return;
+    }
+    if (phase < last) {
+      const index_t s = (phase - 1) / per_step, part = (phase - 1) % per_step;
       const index_t t = reverse ? s : T - 1 - s;
       const scalar_t* hp = h + seq::prev_slot(t, reverse) * BH;
       const scalar_t* g_t = gates + t * B * N;
-      const scalar_t* dy_t = dy ? dy + t * BH : nullptr;
+      scalar_t* dh_next = dh_buf[(s + 1) % 2];
       scalar_t* dax_t = dax + t * B * N;
       if (reset_after) {
         scalar_t* dah_t = dah + t * B * N;
-        backward_pointwise_after(dax_t, dah_t, dh_next, dh_cur, dy_t, g_t, hn + t * BH, hp, lengths, t, B, H, u.begin,
-                                 u.end);
-        barrier.wait();
-        if (nu > 0) gemm_packed(B, nu, N, dah_t, N, packed, u.begin, dh_next + u.begin, H, true);
-      } else {
-        backward_pointwise_nz(dax_t, dh_next, dh_cur, dy_t, g_t, hp, lengths, t, B, H, u.begin, u.end);
-        barrier.wait();  // da_n complete
+        if (part == 0)
+          backward_pointwise_after(dax_t, dah_t, dh_next, dh_buf[s % 2], dy ? dy + t * BH : nullptr, g_t, hn + t * BH,
+                                   hp, lengths, t, B, H, u.begin, u.end);
+        else if (nu > 0)
+          gemm_packed(B, nu, N, dah_t, N, packed, u.begin, dh_next + u.begin, H, true);
+      } else if (part == 0) {
+        backward_pointwise_nz(dax_t, dh_next, dh_buf[s % 2], dy ? dy + t * BH : nullptr, g_t, hp, lengths, t, B, H,
+                              u.begin, u.end);
+      } else if (part == 1) {
         if (nu > 0) gemm_packed(B, nu, H, dax_t + 2 * H, N, packed, u.begin, drh + u.begin, H, false);
         backward_pointwise_r(dax_t, dh_next, drh, g_t, hp, lengths, t, B, H, u.begin, u.end);
-        barrier.wait();  // da_r complete
-        if (nu > 0) gemm_packed(B, nu, 2 * H, dax_t, N, packed_rz, u.begin, dh_next + u.begin, H, true);
+      } else if (nu > 0) {
+        gemm_packed(B, nu, 2 * H, dax_t, N, packed_rz, u.begin, dh_next + u.begin, H, true);
       }
-      std::swap(dh_cur, dh_next);
+      return;
     }
-    seq::copy_units(dh0, dh_cur, B, H, u.begin, u.end);
-    barrier.wait();
+    seq::copy_units(dh0, dh_buf[T % 2], B, H, u.begin, u.end);
     const scalar_t* h_in = reverse ? h + BH : h;
-    seq::gemm_rows<scalar_t>(tid, nt, true, false, N, I, T * B, 1, dax, N, x, I, 1, dw_ih, I);
+    seq::gemm_rows<scalar_t>(p, nt, true, false, N, I, T * B, 1, dax, N, x, I, 1, dw_ih, I);
     if (reset_after) {
-      seq::gemm_rows<scalar_t>(tid, nt, true, false, N, H, T * B, 1, dah, N, h_in, H, 1, dw_hh, H);
+      seq::gemm_rows<scalar_t>(p, nt, true, false, N, H, T * B, 1, dah, N, h_in, H, 1, dw_hh, H);
     } else {
-      seq::gemm_rows<scalar_t>(tid, nt, true, false, 2 * H, H, T * B, 1, dax, N, h_in, H, 1, dw_hh, H);
-      seq::gemm_rows<scalar_t>(tid, nt, true, false, H, H, T * B, 1, dax + 2 * H, N, hn, H, 1, dw_hh + 2 * H * H, H);
+      seq::gemm_rows<scalar_t>(p, nt, true, false, 2 * H, H, T * B, 1, dax, N, h_in, H, 1, dw_hh, H);
+      seq::gemm_rows<scalar_t>(p, nt, true, false, H, H, T * B, 1, dax + 2 * H, N, hn, H, 1, dw_hh + 2 * H * H, H);
     }
-    const Range r = split(N, tid, nt, 8);
+    const Range r = split(N, p, nt, 8);
     if (db_ih) {
       for (index_t j = r.begin; j < r.end; ++j) dbias[j] = 0;
       seq::add_column_sums(dbias, dax, T * B, N, r.begin, r.end);
@@ -356,7 +358,7 @@ void gru_backward(scalar_t* dx, scalar_t* dh0, scalar_t* dw_ih, scalar_t* dw_hh,
       }
       for (index_t j = r.begin; j < r.end; ++j) db_hh[j] += dbias[j];
     }
-    seq::gemm_rows<scalar_t>(tid, nt, false, false, T * B, I, N, 1, dax, N, w_ih, I, 0, dx, I);
+    seq::gemm_rows<scalar_t>(p, nt, false, false, T * B, I, N, 1, dax, N, w_ih, I, 0, dx, I);
   });
 }
 

@@ -143,32 +143,31 @@ void lstm_forward(scalar_t* y, scalar_t* h, scalar_t* c, scalar_t* gates, const 
   scalar_t* packed = workspace;
   const index_t block = packed_block<scalar_t>(H, H);
   const int nt = seq::threads_for<scalar_t>(B, H, G);
-  Barrier barrier(nt);
   seq::single_threaded_blas();
-  parallel_run(nt, [&](int tid) {
-    seq::pack_rows(tid, nt, packed, w_hh, H, true, H, H, G);
-    seq::input_projection(tid, nt, gates, x, w_ih, b_ih, b_hh, T * B, I, N);
-    const Range u = seq::units<scalar_t>(H, tid, nt);
-    const index_t init = reverse ? T : 0;
-    seq::copy_units(h + init * BH, h0, B, H, u.begin, u.end);
-    seq::copy_units(c + init * BH, c0, B, H, u.begin, u.end);
-    barrier.wait();
-    for (index_t s = 0; s < T; ++s) {
-      const index_t t = seq::time_of(s, T, reverse);
-      const index_t p = seq::prev_slot(t, reverse), n = seq::next_slot(t, reverse);
-      scalar_t* g_t = gates + t * B * N;
-      if (u.end > u.begin)
-        for (index_t k = 0; k < G; ++k)
-          gemm_packed(B, u.end - u.begin, H, h + p * BH, H, packed + k * block, u.begin, g_t + k * H + u.begin, N,
-                      true);
-      if (w_ch)
-        forward_pointwise<scalar_t, true>(g_t, y + t * BH, h + n * BH, c + n * BH, h + p * BH, c + p * BH, w_ch,
-                                          lengths, t, B, H, u.begin, u.end);
-      else
-        forward_pointwise<scalar_t, false>(g_t, y + t * BH, h + n * BH, c + n * BH, h + p * BH, c + p * BH,
-                                           nullptr, lengths, t, B, H, u.begin, u.end);
-      barrier.wait();
+  // phase 0: pack w_hh, project the inputs, place the initial state; phase 1 + s: step s
+  run_phased(nt, T + 1, nt, [&](index_t phase, int p) {
+    const Range u = seq::units<scalar_t>(H, p, nt);
+    if (phase == 0) {
+      seq::pack_share(p, nt, packed, w_hh, H, true, H, H, G);
+      seq::input_projection(p, nt, gates, x, w_ih, b_ih, b_hh, T * B, I, N);
+      const index_t init = reverse ? T : 0;
+      seq::copy_units(h + init * BH, h0, B, H, u.begin, u.end);
+      seq::copy_units(c + init * BH, c0, B, H, u.begin, u.end);
+      return;
     }
+    const index_t t = seq::time_of(phase - 1, T, reverse);
+    const index_t pv = seq::prev_slot(t, reverse), nx = seq::next_slot(t, reverse);
+    scalar_t* g_t = gates + t * B * N;
+    if (u.end > u.begin)
+      for (index_t k = 0; k < G; ++k)
+        gemm_packed(B, u.end - u.begin, H, h + pv * BH, H, packed + k * block, u.begin, g_t + k * H + u.begin, N,
+                    true);
+    if (w_ch)
+      forward_pointwise<scalar_t, true>(g_t, y + t * BH, h + nx * BH, c + nx * BH, h + pv * BH, c + pv * BH, w_ch,
+                                        lengths, t, B, H, u.begin, u.end);
+    else
+      forward_pointwise<scalar_t, false>(g_t, y + t * BH, h + nx * BH, c + nx * BH, h + pv * BH, c + pv * BH,
+                                         nullptr, lengths, t, B, H, u.begin, u.end);
   });
 }
 
@@ -186,49 +185,55 @@ void lstm_backward(scalar_t* dx, scalar_t* dh0, scalar_t* dc0, scalar_t* dw_ih, 
   const index_t N = G * H, BH = B * H;
   scalar_t* dG = workspace;                      // [T,B,4H] gate gradients, all steps
   scalar_t* packed = dG + T * B * N;             // w_hh [4H,H] packed for dh_{t-1} = da_t @ w_hh
-  scalar_t* dh_a = packed + packed_block<scalar_t>(N, H);
-  scalar_t* dh_b = dh_a + BH;
-  scalar_t* dc = dh_b + BH;
+  scalar_t* dh_buf[2] = {packed + packed_block<scalar_t>(N, H), packed + packed_block<scalar_t>(N, H) + BH};
+  scalar_t* dc = dh_buf[1] + BH;
   scalar_t* dpeep = dc + BH;                     // [3H]
   scalar_t* dbias = dpeep + 3 * H;               // [4H]
   const int nt = seq::threads_for<scalar_t>(B, H, G);
-  Barrier barrier(nt);
   seq::single_threaded_blas();
-  parallel_run(nt, [&](int tid) {
-    seq::pack_rows(tid, nt, packed, w_hh, H, false, N, H, 1);
-    const Range u = seq::units<scalar_t>(H, tid, nt);
-    scalar_t* dh_cur = dh_a;
-    scalar_t* dh_next = dh_b;
-    seq::copy_units(dh_cur, dh_n, B, H, u.begin, u.end);
-    seq::copy_units(dc, dc_n, B, H, u.begin, u.end);
-    for (index_t k = 0; k < 3; ++k) std::memset(dpeep + k * H + u.begin, 0, sizeof(scalar_t) * (u.end - u.begin));
-    barrier.wait();
-    for (index_t s = 0; s < T; ++s) {
-      const index_t t = reverse ? s : T - 1 - s;  // the reverse of the forward's order
-      const index_t p = seq::prev_slot(t, reverse), n = seq::next_slot(t, reverse);
-      scalar_t* dg_t = dG + t * B * N;
-      const scalar_t* dy_t = dy ? dy + t * BH : nullptr;
-      if (w_ch)
-        backward_pointwise<scalar_t, true>(dg_t, dh_next, dc, dpeep, dh_cur, dy_t, gates + t * B * N, c + p * BH,
-                                           c + n * BH, w_ch, lengths, t, B, H, u.begin, u.end);
-      else
-        backward_pointwise<scalar_t, false>(dg_t, dh_next, dc, dpeep, dh_cur, dy_t, gates + t * B * N, c + p * BH,
-                                            c + n * BH, nullptr, lengths, t, B, H, u.begin, u.end);
-      barrier.wait();  // every unit's dG_t is needed by every thread's product
-      if (u.end > u.begin) gemm_packed(B, u.end - u.begin, N, dg_t, N, packed, u.begin, dh_next + u.begin, H, true);
-      std::swap(dh_cur, dh_next);
+  // phase 0: pack, take in dh_n, dc_n; then per step s two phases: the gate maths (its
+  // units) and, once every unit's dG_t is in, the product dh_{t-1} = dG_t @ w_hh (its
+  // units); last phase: outputs and the weight-gradient GEMMs (row slices)
+  const index_t last = 1 + 2 * T;
+  run_phased(nt, last + 1, nt, [&](index_t phase, int p) {
+    const Range u = seq::units<scalar_t>(H, p, nt);
+    if (phase == 0) {
+      seq::pack_share(p, nt, packed, w_hh, H, false, N, H, 1);
+      seq::copy_units(dh_buf[0], dh_n, B, H, u.begin, u.end);
+      seq::copy_units(dc, dc_n, B, H, u.begin, u.end);
+      for (index_t k = 0; k < 3; ++k) std::memset(dpeep + k * H + u.begin, 0, sizeof(scalar_t) * (u.end - u.begin));
+      return;
     }
-    seq::copy_units(dh0, dh_cur, B, H, u.begin, u.end);
+    if (phase < last) {
+      const index_t s = (phase - 1) / 2;
+      const index_t t = reverse ? s : T - 1 - s;  // the reverse of the forward's order
+      scalar_t* dh_cur = dh_buf[s % 2];
+      scalar_t* dh_next = dh_buf[(s + 1) % 2];
+      scalar_t* dg_t = dG + t * B * N;
+      if ((phase - 1) % 2 == 0) {
+        const index_t pv = seq::prev_slot(t, reverse), nx = seq::next_slot(t, reverse);
+        const scalar_t* dy_t = dy ? dy + t * BH : nullptr;
+        if (w_ch)
+          backward_pointwise<scalar_t, true>(dg_t, dh_next, dc, dpeep, dh_cur, dy_t, gates + t * B * N, c + pv * BH,
+                                             c + nx * BH, w_ch, lengths, t, B, H, u.begin, u.end);
+        else
+          backward_pointwise<scalar_t, false>(dg_t, dh_next, dc, dpeep, dh_cur, dy_t, gates + t * B * N,
+                                              c + pv * BH, c + nx * BH, nullptr, lengths, t, B, H, u.begin, u.end);
+      } else if (u.end > u.begin) {
+        gemm_packed(B, u.end - u.begin, N, dg_t, N, packed, u.begin, dh_next + u.begin, H, true);
+      }
+      return;
+    }
+    seq::copy_units(dh0, dh_buf[T % 2], B, H, u.begin, u.end);
     seq::copy_units(dc0, dc, B, H, u.begin, u.end);
     if (dw_ch)
       for (index_t k = 0; k < 3; ++k)
         for (index_t j = u.begin; j < u.end; ++j) dw_ch[k * H + j] += dpeep[k * H + j];
-    barrier.wait();  // all of dG written (also when T == 0)
     const scalar_t* h_in = reverse ? h + BH : h;
-    seq::gemm_rows<scalar_t>(tid, nt, true, false, N, I, T * B, 1, dG, N, x, I, 1, dw_ih, I);
-    seq::gemm_rows<scalar_t>(tid, nt, true, false, N, H, T * B, 1, dG, N, h_in, H, 1, dw_hh, H);
+    seq::gemm_rows<scalar_t>(p, nt, true, false, N, I, T * B, 1, dG, N, x, I, 1, dw_ih, I);
+    seq::gemm_rows<scalar_t>(p, nt, true, false, N, H, T * B, 1, dG, N, h_in, H, 1, dw_hh, H);
     if (db_ih || db_hh) {
-      const Range r = split(N, tid, nt, 8);
+      const Range r = split(N, p, nt, 8);
       for (index_t j = r.begin; j < r.end; ++j) dbias[j] = 0;
       seq::add_column_sums(dbias, dG, T * B, N, r.begin, r.end);
       for (index_t j = r.begin; j < r.end; ++j) {
@@ -236,7 +241,7 @@ void lstm_backward(scalar_t* dx, scalar_t* dh0, scalar_t* dc0, scalar_t* dw_ih, 
         if (db_hh) db_hh[j] += dbias[j];
       }
     }
-    seq::gemm_rows<scalar_t>(tid, nt, false, false, T * B, I, N, 1, dG, N, w_ih, I, 0, dx, I);
+    seq::gemm_rows<scalar_t>(p, nt, false, false, T * B, I, N, 1, dG, N, w_ih, I, 0, dx, I);
   });
 }
 

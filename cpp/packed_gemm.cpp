@@ -144,23 +144,25 @@ index_t packed_nr() {
 }
 
 template <typename scalar_t>
-void pack_weights(scalar_t* dst, const scalar_t* W, index_t ldw, bool trans, index_t K, index_t nb, index_t blocks) {
+void pack_weights(scalar_t* dst, const scalar_t* W, index_t ldw, bool trans, index_t K, index_t nb, index_t blocks,
+                  index_t first, index_t last) {
   const index_t NR = packed_nr<scalar_t>();
   const index_t P = panels_per_block<scalar_t>(nb);
-  for (index_t g = 0; g < blocks; ++g)
-    for (index_t p = 0; p < P; ++p) {
-      scalar_t* panel = dst + (g * P + p) * NR * K;
-      const index_t w = nb - p * NR < NR ? nb - p * NR : NR;
-      for (index_t k = 0; k < K; ++k) {
-        scalar_t* row = panel + k * NR;
-        const index_t n = g * nb + p * NR;
-        if (trans)
-          for (index_t j = 0; j < w; ++j) row[j] = W[(n + j) * ldw + k];
-        else
-          std::memcpy(row, W + k * ldw + n, sizeof(scalar_t) * w);
-        for (index_t j = w; j < NR; ++j) row[j] = 0;
-      }
+  if (last < 0 || last > blocks * P) last = blocks * P;
+  for (index_t q = first; q < last; ++q) {
+    const index_t g = q / P, p = q % P;
+    scalar_t* panel = dst + q * NR * K;
+    const index_t w = nb - p * NR < NR ? nb - p * NR : NR;
+    const index_t n = g * nb + p * NR;
+    for (index_t k = 0; k < K; ++k) {
+      scalar_t* row = panel + k * NR;
+      if (trans)
+        for (index_t j = 0; j < w; ++j) row[j] = W[(n + j) * ldw + k];
+      else
+        std::memcpy(row, W + k * ldw + n, sizeof(scalar_t) * w);
+      for (index_t j = w; j < NR; ++j) row[j] = 0;
     }
+  }
 }
 
 template <typename scalar_t>
@@ -180,8 +182,9 @@ void gemm_packed(index_t M, index_t nc, index_t K, const scalar_t* A, index_t ld
 
 template index_t packed_nr<float>();
 template index_t packed_nr<double>();
-template void pack_weights<float>(float*, const float*, index_t, bool, index_t, index_t, index_t);
-template void pack_weights<double>(double*, const double*, index_t, bool, index_t, index_t, index_t);
+template void pack_weights<float>(float*, const float*, index_t, bool, index_t, index_t, index_t, index_t, index_t);
+template void pack_weights<double>(double*, const double*, index_t, bool, index_t, index_t, index_t, index_t,
+                                   index_t);
 template void gemm_packed<float>(index_t, index_t, index_t, const float*, index_t, const float*, index_t, float*,
                                  index_t, bool);
 template void gemm_packed<double>(index_t, index_t, index_t, const double*, index_t, const double*, index_t, double*,

@@ -41,8 +41,11 @@ index_t packed_size(index_t K, index_t nb, index_t blocks) {
 // W:   the source. trans: Bmat[k][n] = W[n*ldw + k] (W stored [N,K], e.g. weight_hh
 //      [G*H,H] for h @ weight_hh.T); otherwise Bmat[k][n] = W[k*ldw + n].
 // Columns n = 0 .. blocks*nb-1; block g is columns [g*nb, (g+1)*nb).
+// Packs the panels [first, last) of the blocks*panels_per_block(nb) panels (so that
+// threads can share the work); last = -1 means all.
 template <typename scalar_t>
-void pack_weights(scalar_t* dst, const scalar_t* W, index_t ldw, bool trans, index_t K, index_t nb, index_t blocks);
+void pack_weights(scalar_t* dst, const scalar_t* W, index_t ldw, bool trans, index_t K, index_t nb, index_t blocks,
+                  index_t first = 0, index_t last = -1);
 
 // C[0:M, c0 + (0:nc)] (+)= A[0:M, 0:K] @ Bmat[0:K, n0 + (0:nc)] for the columns of one
 // block, n0 a multiple of NR within the block: Bp points at the block's first panel

@@ -1,7 +1,11 @@
 #include "parallel.h"
 
+#include <pthread.h>
 #include <sched.h>
+#include <time.h>
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <exception>
 #include <mutex>
@@ -31,6 +35,9 @@ std::atomic<index_t> g_threshold{index_t(1) << 17};
 
 // Workers wait for a new generation: spin for a short while (back-to-back kernel calls
 // from Python arrive within tens of microseconds), then sleep on a condition variable.
+// The caller never waits for a worker that has not started: when its own share is done
+// it closes the job, and only workers already inside are waited for (a worker the OS
+// has not scheduled yet would otherwise hold up the call for a whole time slice).
 class Pool {
  public:
   ~Pool() {
@@ -45,37 +52,52 @@ class Pool {
 
   std::mutex busy;  // held by the caller that owns the pool for one parallel_run
 
+  // CPU time (ns) the workers that may take part in the current run have used so far;
+  // it stops advancing while the OS has them off their cores.
+  index_t workers_cpu_ns() {
+    index_t total = 0;
+    for (int i = 0; i < limit_ && i < static_cast<int>(clocks_.size()); ++i) {
+      timespec ts;
+      if (clock_gettime(clocks_[i], &ts) != 0) return -1;
+      total += static_cast<index_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+    }
+    return total;
+  }
+
   void run(int n, const std::function<void(int)>& fn) {
     grow(n - 1);
     job_ = &fn;
-    active_ = n - 1;
-    pending_.store(n - 1);
-    errors_.assign(n, nullptr);
+    limit_ = n - 1;
+    error_ = nullptr;
+    closed_.store(false);
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      generation_.fetch_add(1, std::memory_order_release);
+      generation_.fetch_add(1);
     }
     wake_.notify_all();
+    std::exception_ptr own;
     try {
       fn(0);
     } catch (...) {
-      errors_[0] = std::current_exception();
+      own = std::current_exception();
     }
-    for (int i = 0; pending_.load(std::memory_order_acquire) != 0; ++i) {
+    closed_.store(true);  // seq_cst with the workers' increment of inside_ (Dekker)
+    for (int i = 0; inside_.load() != 0; ++i) {
       if (i < 4000) RNNCORE_PAUSE(); else std::this_thread::yield();
     }
-    for (auto& e : errors_)
-      if (e) std::rethrow_exception(e);
+    if (own) std::rethrow_exception(own);
+    if (error_) std::rethrow_exception(error_);
   }
 
  private:
   void grow(int n) {
     while (static_cast<int>(workers_.size()) < n) {
       const int tid = static_cast<int>(workers_.size()) + 1;
-      // the generation before this run's announcement: a worker that starts late must
-      // still see that announcement as new
-      const int seen = generation_.load();
+      const int seen = generation_.load();  // a worker that starts late still sees this run as new
       workers_.emplace_back([this, tid, seen] { loop(tid, seen); });
+      clockid_t clock;
+      if (pthread_getcpuclockid(workers_.back().native_handle(), &clock) != 0) clock = CLOCK_MONOTONIC;
+      clocks_.push_back(clock);
     }
   }
 
@@ -89,34 +111,43 @@ class Pool {
           wake_.wait(lock, [&] { return generation_.load() != seen; });
         }
       }
-      seen = generation_.load(std::memory_order_acquire);
+      seen = generation_.load();
       if (stop_) return;
-      if (tid <= active_) {
+      inside_.fetch_add(1);
+      if (!closed_.load() && tid <= limit_) {
         try {
           (*job_)(tid);
         } catch (...) {
-          errors_[tid] = std::current_exception();
+          std::lock_guard<std::mutex> lock(mutex_);
+          error_ = std::current_exception();
         }
-        pending_.fetch_sub(1, std::memory_order_acq_rel);
       }
+      inside_.fetch_sub(1);
     }
   }
 
   std::vector<std::thread> workers_;
+  std::vector<clockid_t> clocks_;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::atomic<int> generation_{0};
-  std::atomic<int> pending_{0};
+  std::atomic<int> inside_{0};
+  std::atomic<bool> closed_{true};
   const std::function<void(int)>* job_ = nullptr;
-  int active_ = 0;
+  int limit_ = 0;
   bool stop_ = false;
-  std::vector<std::exception_ptr> errors_;
+  std::exception_ptr error_;
 };
 
 Pool& pool() {
   static Pool p;
   return p;
 }
+
+thread_local bool t_owns_pool = false;  // this thread is inside a parallel_run on the pool
+
+// The pool workers' CPU time while this thread runs a job on them, else -1.
+index_t workers_cpu_ns() { return t_owns_pool ? pool().workers_cpu_ns() : -1; }
 
 }  // namespace
 
@@ -142,7 +173,14 @@ void parallel_run(int n, const std::function<void(int)>& fn) {
   Pool& p = pool();
   std::unique_lock<std::mutex> lock(p.busy, std::try_to_lock);
   if (lock.owns_lock()) {
-    p.run(n, fn);
+    t_owns_pool = true;
+    try {
+      p.run(n, fn);
+    } catch (...) {
+      t_owns_pool = false;
+      throw;
+    }
+    t_owns_pool = false;
     return;
   }
   std::vector<std::exception_ptr> errors(n);
@@ -165,17 +203,59 @@ void parallel_run(int n, const std::function<void(int)>& fn) {
     if (e) std::rethrow_exception(e);
 }
 
-void Barrier::wait() {
-  if (n_ <= 1) return;
-  const int gen = generation_.load(std::memory_order_acquire);
-  if (count_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
-    count_.store(0, std::memory_order_relaxed);
-    generation_.fetch_add(1, std::memory_order_release);
+void run_phased(int nt, index_t phases, int tasks, const std::function<void(index_t, int)>& fn) {
+  if (phases <= 0 || tasks <= 0) return;
+  if (nt <= 1 || tasks == 1) {
+    for (index_t k = 0; k < phases; ++k)
+      for (int p = 0; p < tasks; ++p) fn(k, p);
     return;
   }
-  for (int i = 0; generation_.load(std::memory_order_acquire) == gen; ++i) {
-    if (i < 4000) RNNCORE_PAUSE(); else std::this_thread::yield();
-  }
+  using clock = std::chrono::steady_clock;
+  const index_t total = phases * tasks;
+  alignas(64) std::atomic<index_t> claimed{0};
+  alignas(64) std::atomic<index_t> done{0};
+  alignas(64) std::atomic<bool> solo{false};
+  parallel_run(nt, [&](int tid) {
+    const bool caller = tid == 0;
+    for (;;) {
+      if (!caller && solo.load(std::memory_order_relaxed)) return;
+      index_t k = claimed.load(std::memory_order_acquire);
+      if (k >= total) return;
+      // claim only tasks whose phase may start, so that a claimed task runs at once
+      const index_t ready = (k / tasks) * tasks;
+      if (done.load(std::memory_order_acquire) < ready) {
+        clock::time_point since{};
+        index_t cpu_since = -1;
+        for (int i = 0; done.load(std::memory_order_acquire) < ready; ++i) {
+          if (i < 4000) {
+            RNNCORE_PAUSE();
+            continue;
+          }
+          std::this_thread::yield();
+          if (!caller || solo.load(std::memory_order_relaxed) || (i & 63) != 0) continue;
+          // Waiting on a task a worker holds. If the workers have had less than a quarter
+          // of a CPU over the last half millisecond, the OS has given their cores to
+          // another process: finish the call alone instead of stalling at every phase.
+          const clock::time_point now = clock::now();
+          const index_t cpu = workers_cpu_ns();
+          if (cpu < 0) continue;
+          if (cpu_since < 0) {
+            since = now;
+            cpu_since = cpu;
+          } else if (now - since > std::chrono::microseconds(500)) {
+            const index_t wall = std::chrono::duration_cast<std::chrono::nanoseconds>(now - since).count();
+            if ((cpu - cpu_since) * 4 < wall) solo.store(true, std::memory_order_relaxed);
+            since = now;
+            cpu_since = cpu;
+          }
+        }
+        continue;
+      }
+      if (!claimed.compare_exchange_weak(k, k + 1, std::memory_order_acq_rel)) continue;
+      fn(k / tasks, static_cast<int>(k % tasks));
+      done.fetch_add(1, std::memory_order_acq_rel);
+    }
+  });
 }
 
 Range split(index_t n, int tid, int nt, index_t align) {

@@ -1,16 +1,21 @@
 // Threads for the kernels: a small persistent pool and a barrier.
 //
 // Design, from measurements on a 2-core machine: a threaded BLAS call per time step
-// collapses when another process holds a core, and gains little on small steps. So
-// every BLAS call inside rnncore is single-threaded, and rnncore splits the work itself:
-// a sequence kernel runs its whole time loop on each of n threads, each thread owning
-// a fixed slice of the hidden units (its columns of every gate), with one barrier per
-// step. The hoisted GEMMs before and after the loop are split the same way. The split
-// depends only on the thread count, so results are bitwise reproducible at a given
-// count.
+// collapses when another thread pool holds a core (NumPy's OpenBLAS and PyTorch's
+// OpenMP workers spin for milliseconds after each call), and gains little on small
+// steps. So every BLAS call inside rnncore is single-threaded, and rnncore splits the
+// work itself into a fixed partition: a sequence kernel is a chain of phases (packing
+// and the input projection, then each time step, then the weight gradients), each
+// phase a fixed set of tasks (a slice of the hidden units, or of the rows of a GEMM).
+//
+// Threads claim tasks dynamically (run_phased): a phase starts when every task of the
+// previous one has finished. A thread that the OS has taken away only delays the
+// tasks it has already claimed; the others are done by whoever is running, so an
+// oversubscribed machine degrades to one thread's speed instead of collapsing. The
+// partition depends only on the configured thread count, never on which thread runs a
+// task, so results are bitwise reproducible at a given count.
 #pragma once
 
-#include <atomic>
 #include <functional>
 
 #include "common.h"
@@ -32,18 +37,10 @@ void set_parallel_threshold(index_t work);
 // this call gets temporary threads of its own: same split, same results.
 void parallel_run(int n, const std::function<void(int)>& fn);
 
-// Reusable barrier for n threads: spins briefly, then yields the CPU (so that it
-// degrades gracefully when the machine is oversubscribed).
-class Barrier {
- public:
-  explicit Barrier(int n) : n_(n) {}
-  void wait();
-
- private:
-  const int n_;
-  alignas(64) std::atomic<int> count_{0};
-  alignas(64) std::atomic<int> generation_{0};
-};
+// Runs fn(phase, task) for every phase in [0, phases) and task in [0, tasks) on up to
+// nt threads (the caller included): every task of a phase finishes before any task of
+// the next phase starts.
+void run_phased(int nt, index_t phases, int tasks, const std::function<void(index_t, int)>& fn);
 
 // The slice [begin, end) of n items that thread tid of nt owns, in whole blocks of
 // `align` items (the last thread takes the remainder).

@@ -47,19 +47,12 @@ void gemm_rows(int tid, int nt, bool ta, bool tb, index_t M, index_t N, index_t 
   gemm<scalar_t>(ta, tb, r.end - r.begin, N, K, alpha, a, lda, B, ldb, beta, C + r.begin * ldc, ldc);
 }
 
-// Packs weights for the step products, panels split across threads.
+// Task p of nt packs its share of the panels of pack_weights(dst, W, ...).
 template <typename scalar_t>
-void pack_rows(int tid, int nt, scalar_t* dst, const scalar_t* W, index_t ldw, bool trans, index_t K, index_t nb,
-               index_t blocks) {
-  // pack block by block; thread tid packs the blocks g with g % nt == tid (blocks are
-  // independent), or everything when there is one block
-  if (blocks == 1) {
-    if (tid == 0) pack_weights(dst, W, ldw, trans, K, nb, 1);
-    return;
-  }
-  const index_t block_size = packed_size<scalar_t>(K, nb, 1);
-  for (index_t g = tid; g < blocks; g += nt)
-    pack_weights(dst + g * block_size, W + (trans ? g * nb * ldw : g * nb), ldw, trans, K, nb, 1);
+void pack_share(int p, int nt, scalar_t* dst, const scalar_t* W, index_t ldw, bool trans, index_t K, index_t nb,
+                index_t blocks) {
+  const Range r = split(blocks * panels_per_block<scalar_t>(nb), p, nt, 1);
+  pack_weights(dst, W, ldw, trans, K, nb, blocks, r.begin, r.end);
 }
 
 // out[j] += sum over rows r of M[r*ld + j], for j in [j0, j1); summed in double.
