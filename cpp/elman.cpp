@@ -105,23 +105,32 @@ void elman_forward(scalar_t* y, scalar_t* h, const scalar_t* x, const scalar_t* 
                    scalar_t* workspace) {
   const index_t BH = B * H;
   scalar_t* packed = workspace;
-  const int nt = seq::threads_for<scalar_t>(B, H, 1);
+  const seq::LoopPlan plan = seq::plan_loop<scalar_t>(B, H, 1);
+  const int nt = plan.nt;
+  auto step = [&](index_t s, index_t b0, index_t b1, index_t u0, index_t u1) {
+    if (b1 <= b0 || u1 <= u0) return;
+    const index_t t = seq::time_of(s, T, reverse);
+    const index_t pv = seq::prev_slot(t, reverse) * BH + b0 * H, nx = seq::next_slot(t, reverse) * BH + b0 * H;
+    scalar_t* y_t = y + t * BH + b0 * H;
+    gemm_packed(b1 - b0, u1 - u0, H, h + pv, H, packed, u0, y_t + u0, H, true);
+    forward_pointwise(act, y_t, h + nx, h + pv, lengths ? lengths + b0 : nullptr, t, b1 - b0, H, u0, u1);
+  };
   seq::single_threaded_blas();
   // phase 0: pack, project (into y, which holds a_t until the step turns it into h_t),
-  // place h0; phase 1 + s: step s
-  run_phased(nt, T + 1, nt, [&](index_t phase, int p) {
-    const Range u = seq::units<scalar_t>(H, p, nt);
+  // place h0; then the time loop (one phase, or one per step; see seq::plan_loop)
+  run_phased(nt, 1 + (plan.by_rows ? 1 : T), nt, [&](index_t phase, int p) {
     if (phase == 0) {
+      const Range u = seq::units<scalar_t>(H, p, nt);
       seq::pack_share(p, nt, packed, w_hh, H, true, H, H, 1);
       seq::input_projection(p, nt, y, x, w_ih, b_ih, b_hh, T * B, I, H);
       seq::copy_units(h + (reverse ? T : 0) * BH, h0, B, H, u.begin, u.end);
-      return;
+    } else if (plan.by_rows) {
+      const Range r = split(B, p, nt, 1);
+      for (index_t s = 0; s < T; ++s) step(s, r.begin, r.end, 0, H);
+    } else {
+      const Range u = seq::units<scalar_t>(H, p, nt);
+      step(phase - 1, 0, B, u.begin, u.end);
     }
-    const index_t t = seq::time_of(phase - 1, T, reverse);
-    const index_t pv = seq::prev_slot(t, reverse), nx = seq::next_slot(t, reverse);
-    if (u.end > u.begin)
-      gemm_packed(B, u.end - u.begin, H, h + pv * BH, H, packed, u.begin, y + t * BH + u.begin, H, true);
-    forward_pointwise(act, y + t * BH, h + nx * BH, h + pv * BH, lengths, t, B, H, u.begin, u.end);
   });
 }
 
@@ -140,9 +149,22 @@ void elman_backward(scalar_t* dx, scalar_t* dh0, scalar_t* dw_ih, scalar_t* dw_h
   scalar_t* packed = da + T * BH;
   scalar_t* dh_buf[2] = {packed + packed_size<scalar_t>(H, H, 1), packed + packed_size<scalar_t>(H, H, 1) + BH};
   scalar_t* dbias = dh_buf[1] + BH;
-  const int nt = seq::threads_for<scalar_t>(B, H, 1);
+  const seq::LoopPlan plan = seq::plan_loop<scalar_t>(B, H, 1);
+  const int nt = plan.nt;
+  auto step = [&](index_t s, int part, index_t b0, index_t b1, index_t u0, index_t u1) {
+    if (b1 <= b0 || u1 <= u0) return;
+    const index_t t = reverse ? s : T - 1 - s;
+    scalar_t* da_t = da + t * BH + b0 * H;
+    scalar_t* dh_next = dh_buf[(s + 1) % 2] + b0 * H;
+    if (part == 0)
+      backward_pointwise(act, da_t, dh_next, dh_buf[s % 2] + b0 * H, dy ? dy + t * BH + b0 * H : nullptr,
+                         h + seq::next_slot(t, reverse) * BH + b0 * H, lengths ? lengths + b0 : nullptr, t, b1 - b0, H,
+                         u0, u1);
+    else
+      gemm_packed(b1 - b0, u1 - u0, H, da_t, H, packed, u0, dh_next + u0, H, true);
+  };
   seq::single_threaded_blas();
-  const index_t last = 1 + 2 * T;  // phases as in lstm_backward
+  const index_t last = 1 + (plan.by_rows ? 1 : 2 * T);  // phases as in lstm_backward
   run_phased(nt, last + 1, nt, [&](index_t phase, int p) {
     const Range u = seq::units<scalar_t>(H, p, nt);
     if (phase == 0) {
@@ -151,15 +173,15 @@ void elman_backward(scalar_t* dx, scalar_t* dh0, scalar_t* dw_ih, scalar_t* dw_h
       return;
     }
     if (phase < last) {
-      const index_t s = (phase - 1) / 2;
-      const index_t t = reverse ? s : T - 1 - s;
-      scalar_t* da_t = da + t * BH;
-      scalar_t* dh_next = dh_buf[(s + 1) % 2];
-      if ((phase - 1) % 2 == 0)
-        backward_pointwise(act, da_t, dh_next, dh_buf[s % 2], dy ? dy + t * BH : nullptr,
-                           h + seq::next_slot(t, reverse) * BH, lengths, t, B, H, u.begin, u.end);
-      else if (u.end > u.begin)
-        gemm_packed(B, u.end - u.begin, H, da_t, H, packed, u.begin, dh_next + u.begin, H, true);
+      if (plan.by_rows) {
+        const Range r = split(B, p, nt, 1);
+        for (index_t s = 0; s < T; ++s) {
+          step(s, 0, r.begin, r.end, 0, H);
+          step(s, 1, r.begin, r.end, 0, H);
+        }
+      } else {
+        step((phase - 1) / 2, static_cast<int>((phase - 1) % 2), 0, B, u.begin, u.end);
+      }
       return;
     }
     seq::copy_units(dh0, dh_buf[T % 2], B, H, u.begin, u.end);

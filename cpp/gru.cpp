@@ -234,36 +234,47 @@ void gru_forward(scalar_t* y, scalar_t* h, scalar_t* gates, scalar_t* hn, const 
   if (bias)  // b_hn stays inside r * (w_hn h + b_hn) when the reset comes after the product
     for (index_t j = 0; j < N; ++j) bias_x[j] = b_ih[j] + (reset_after && j >= 2 * H ? scalar_t(0) : b_hh[j]);
   const scalar_t* b_hn = bias && reset_after ? b_hh + 2 * H : nullptr;
-  const int nt = seq::threads_for<scalar_t>(B, H, G);
-  const index_t per_step = reset_after ? 1 : 2;  // the Cho form needs all of r * h_{t-1} before its n product
+  const seq::LoopPlan plan = seq::plan_loop<scalar_t>(B, H, G);
+  const int nt = plan.nt;
+  // step s, rows [b0,b1), units [u0,u1). The Cho form has two parts (the n product needs
+  // r * h_{t-1} for every unit); reset_after has one.
+  auto step = [&](index_t s, int part, index_t b0, index_t b1, index_t u0, index_t u1) {
+    if (b1 <= b0 || u1 <= u0) return;
+    const index_t t = seq::time_of(s, T, reverse), rows = b1 - b0, nu = u1 - u0;
+    const scalar_t* hp = h + seq::prev_slot(t, reverse) * BH + b0 * H;
+    scalar_t* hnext = h + seq::next_slot(t, reverse) * BH + b0 * H;
+    scalar_t* g_t = gates + (t * B + b0) * N;
+    scalar_t* hn_t = hn + t * BH + b0 * H;
+    scalar_t* y_t = y + t * BH + b0 * H;
+    const index_t* len = lengths ? lengths + b0 : nullptr;
+    if (reset_after) {
+      scalar_t* hg_t = hg + b0 * N;
+      for (index_t k = 0; k < G; ++k) gemm_packed(rows, nu, H, hp, H, packed + k * block, u0, hg_t + k * H + u0, N, false);
+      forward_pointwise_after(g_t, hn_t, y_t, hnext, hg_t, hp, b_hn, len, t, rows, H, u0, u1);
+    } else if (part == 0) {
+      for (index_t k = 0; k < 2; ++k) gemm_packed(rows, nu, H, hp, H, packed + k * block, u0, g_t + k * H + u0, N, true);
+      forward_pointwise_rz(g_t, hn_t, hp, len, t, rows, H, u0, u1);
+    } else {
+      gemm_packed(rows, nu, H, hn_t, H, packed + 2 * block, u0, g_t + 2 * H + u0, N, true);
+      forward_pointwise_n(g_t, y_t, hnext, hp, len, t, rows, H, u0, u1);
+    }
+  };
+  const index_t parts = reset_after ? 1 : 2;
   seq::single_threaded_blas();
-  run_phased(nt, 1 + per_step * T, nt, [&](index_t phase, int p) {
-    const Range u = seq::units<scalar_t>(H, p, nt);
-    const index_t nu = u.end - u.begin;
+  run_phased(nt, 1 + (plan.by_rows ? 1 : parts * T), nt, [&](index_t phase, int p) {
     if (phase == 0) {
+      const Range u = seq::units<scalar_t>(H, p, nt);
       seq::pack_share(p, nt, packed, w_hh, H, true, H, H, G);
       seq::input_projection(p, nt, gates, x, w_ih, bias ? bias_x : nullptr, static_cast<const scalar_t*>(nullptr),
                             T * B, I, N);
       seq::copy_units(h + (reverse ? T : 0) * BH, h0, B, H, u.begin, u.end);
-      return;
-    }
-    const index_t t = seq::time_of((phase - 1) / per_step, T, reverse);
-    const scalar_t* hp = h + seq::prev_slot(t, reverse) * BH;
-    scalar_t* hnext = h + seq::next_slot(t, reverse) * BH;
-    scalar_t* g_t = gates + t * B * N;
-    if (reset_after) {
-      if (nu > 0)
-        for (index_t k = 0; k < G; ++k)
-          gemm_packed(B, nu, H, hp, H, packed + k * block, u.begin, hg + k * H + u.begin, N, false);
-      forward_pointwise_after(g_t, hn + t * BH, y + t * BH, hnext, hg, hp, b_hn, lengths, t, B, H, u.begin, u.end);
-    } else if ((phase - 1) % 2 == 0) {
-      if (nu > 0)
-        for (index_t k = 0; k < 2; ++k)
-          gemm_packed(B, nu, H, hp, H, packed + k * block, u.begin, g_t + k * H + u.begin, N, true);
-      forward_pointwise_rz(g_t, hn + t * BH, hp, lengths, t, B, H, u.begin, u.end);
+    } else if (plan.by_rows) {
+      const Range r = split(B, p, nt, 1);
+      for (index_t s = 0; s < T; ++s)
+        for (int part = 0; part < parts; ++part) step(s, part, r.begin, r.end, 0, H);
     } else {
-      if (nu > 0) gemm_packed(B, nu, H, hn + t * BH, H, packed + 2 * block, u.begin, g_t + 2 * H + u.begin, N, true);
-      forward_pointwise_n(g_t, y + t * BH, hnext, hp, lengths, t, B, H, u.begin, u.end);
+      const Range u = seq::units<scalar_t>(H, p, nt);
+      step((phase - 1) / parts, static_cast<int>((phase - 1) % parts), 0, B, u.begin, u.end);
     }
   });
 }
@@ -294,15 +305,41 @@ void gru_backward(scalar_t* dx, scalar_t* dh0, scalar_t* dw_ih, scalar_t* dw_hh,
   scalar_t* dh_buf[2] = {dh_a, dh_a + BH};
   scalar_t* drh = dh_a + 2 * BH;
   scalar_t* dbias = drh + BH;  // [3H]
-  const int nt = seq::threads_for<scalar_t>(B, H, G);
+  const seq::LoopPlan plan = seq::plan_loop<scalar_t>(B, H, G);
+  const int nt = plan.nt;
   // per step: reset_after: gate maths, then dh_{t-1} += dah_t @ w_hh. Cho form: the n and z
   // maths, then drh = da_n @ w_hn and the r maths, then dh_{t-1} += [da_r, da_z] @ w_h{r,z}
-  const index_t per_step = reset_after ? 2 : 3;
-  const index_t last = 1 + per_step * T;
+  const index_t parts = reset_after ? 2 : 3;
+  auto step = [&](index_t s, int part, index_t b0, index_t b1, index_t u0, index_t u1) {
+    if (b1 <= b0 || u1 <= u0) return;
+    const index_t t = reverse ? s : T - 1 - s, rows = b1 - b0, nu = u1 - u0;
+    const scalar_t* hp = h + seq::prev_slot(t, reverse) * BH + b0 * H;
+    const scalar_t* g_t = gates + (t * B + b0) * N;
+    const scalar_t* dy_t = dy ? dy + t * BH + b0 * H : nullptr;
+    const index_t* len = lengths ? lengths + b0 : nullptr;
+    scalar_t* dh_cur = dh_buf[s % 2] + b0 * H;
+    scalar_t* dh_next = dh_buf[(s + 1) % 2] + b0 * H;
+    scalar_t* dax_t = dax + (t * B + b0) * N;
+    if (reset_after) {
+      scalar_t* dah_t = dah + (t * B + b0) * N;
+      if (part == 0)
+        backward_pointwise_after(dax_t, dah_t, dh_next, dh_cur, dy_t, g_t, hn + t * BH + b0 * H, hp, len, t, rows, H,
+                                 u0, u1);
+      else
+        gemm_packed(rows, nu, N, dah_t, N, packed, u0, dh_next + u0, H, true);
+    } else if (part == 0) {
+      backward_pointwise_nz(dax_t, dh_next, dh_cur, dy_t, g_t, hp, len, t, rows, H, u0, u1);
+    } else if (part == 1) {
+      gemm_packed(rows, nu, H, dax_t + 2 * H, N, packed, u0, drh + b0 * H + u0, H, false);
+      backward_pointwise_r(dax_t, dh_next, drh + b0 * H, g_t, hp, len, t, rows, H, u0, u1);
+    } else {
+      gemm_packed(rows, nu, 2 * H, dax_t, N, packed_rz, u0, dh_next + u0, H, true);
+    }
+  };
+  const index_t last = 1 + (plan.by_rows ? 1 : parts * T);
   seq::single_threaded_blas();
   run_phased(nt, last + 1, nt, [&](index_t phase, int p) {
     const Range u = seq::units<scalar_t>(H, p, nt);
-    const index_t nu = u.end - u.begin;
     if (phase == 0) {
       if (reset_after) {
         seq::pack_share(p, nt, packed, w_hh, H, false, N, H, 1);
@@ -314,27 +351,12 @@ void gru_backward(scalar_t* dx, scalar_t* dh0, scalar_t* dw_ih, scalar_t* dw_hh,
       return;
     }
     if (phase < last) {
-      const index_t s = (phase - 1) / per_step, part = (phase - 1) % per_step;
-      const index_t t = reverse ? s : T - 1 - s;
-      const scalar_t* hp = h + seq::prev_slot(t, reverse) * BH;
-      const scalar_t* g_t = gates + t * B * N;
-      scalar_t* dh_next = dh_buf[(s + 1) % 2];
-      scalar_t* dax_t = dax + t * B * N;
-      if (reset_after) {
-        scalar_t* dah_t = dah + t * B * N;
-        if (part == 0)
-          backward_pointwise_after(dax_t, dah_t, dh_next, dh_buf[s % 2], dy ? dy + t * BH : nullptr, g_t, hn + t * BH,
-                                   hp, lengths, t, B, H, u.begin, u.end);
-        else if (nu > 0)
-          gemm_packed(B, nu, N, dah_t, N, packed, u.begin, dh_next + u.begin, H, true);
-      } else if (part == 0) {
-        backward_pointwise_nz(dax_t, dh_next, dh_buf[s % 2], dy ? dy + t * BH : nullptr, g_t, hp, lengths, t, B, H,
-                              u.begin, u.end);
-      } else if (part == 1) {
-        if (nu > 0) gemm_packed(B, nu, H, dax_t + 2 * H, N, packed, u.begin, drh + u.begin, H, false);
-        backward_pointwise_r(dax_t, dh_next, drh, g_t, hp, lengths, t, B, H, u.begin, u.end);
-      } else if (nu > 0) {
-        gemm_packed(B, nu, 2 * H, dax_t, N, packed_rz, u.begin, dh_next + u.begin, H, true);
+      if (plan.by_rows) {
+        const Range r = split(B, p, nt, 1);
+        for (index_t s = 0; s < T; ++s)
+          for (int part = 0; part < parts; ++part) step(s, part, r.begin, r.end, 0, H);
+      } else {
+        step((phase - 1) / parts, static_cast<int>((phase - 1) % parts), 0, B, u.begin, u.end);
       }
       return;
     }

@@ -142,38 +142,48 @@ void lstm_forward(scalar_t* y, scalar_t* h, scalar_t* c, scalar_t* gates, const 
   const index_t N = G * H, BH = B * H;
   scalar_t* packed = workspace;
   const index_t block = packed_block<scalar_t>(H, H);
-  const int nt = seq::threads_for<scalar_t>(B, H, G);
+  const seq::LoopPlan plan = seq::plan_loop<scalar_t>(B, H, G);
+  const int nt = plan.nt;
+  // step s for rows [b0,b1) and units [u0,u1): the recurrent product, then the gate maths
+  auto step = [&](index_t s, index_t b0, index_t b1, index_t u0, index_t u1) {
+    if (b1 <= b0 || u1 <= u0) return;
+    const index_t t = seq::time_of(s, T, reverse);
+    const index_t pv = seq::prev_slot(t, reverse) * BH + b0 * H, nx = seq::next_slot(t, reverse) * BH + b0 * H;
+    scalar_t* g_t = gates + (t * B + b0) * N;
+    for (index_t k = 0; k < G; ++k)
+      gemm_packed(b1 - b0, u1 - u0, H, h + pv, H, packed + k * block, u0, g_t + k * H + u0, N, true);
+    const index_t* len = lengths ? lengths + b0 : nullptr;
+    scalar_t* y_t = y + t * BH + b0 * H;
+    if (w_ch)
+      forward_pointwise<scalar_t, true>(g_t, y_t, h + nx, c + nx, h + pv, c + pv, w_ch, len, t, b1 - b0, H, u0, u1);
+    else
+      forward_pointwise<scalar_t, false>(g_t, y_t, h + nx, c + nx, h + pv, c + pv, nullptr, len, t, b1 - b0, H, u0,
+                                         u1);
+  };
   seq::single_threaded_blas();
-  // phase 0: pack w_hh, project the inputs, place the initial state; phase 1 + s: step s
-  run_phased(nt, T + 1, nt, [&](index_t phase, int p) {
-    const Range u = seq::units<scalar_t>(H, p, nt);
+  // phase 0: pack w_hh, project the inputs, place the initial state; then the time loop:
+  // one phase in all (each task a slice of the batch) or one phase per step
+  run_phased(nt, 1 + (plan.by_rows ? 1 : T), nt, [&](index_t phase, int p) {
     if (phase == 0) {
+      const Range u = seq::units<scalar_t>(H, p, nt);
       seq::pack_share(p, nt, packed, w_hh, H, true, H, H, G);
       seq::input_projection(p, nt, gates, x, w_ih, b_ih, b_hh, T * B, I, N);
       const index_t init = reverse ? T : 0;
       seq::copy_units(h + init * BH, h0, B, H, u.begin, u.end);
       seq::copy_units(c + init * BH, c0, B, H, u.begin, u.end);
-      return;
+    } else if (plan.by_rows) {
+      const Range r = split(B, p, nt, 1);
+      for (index_t s = 0; s < T; ++s) step(s, r.begin, r.end, 0, H);
+    } else {
+      const Range u = seq::units<scalar_t>(H, p, nt);
+      step(phase - 1, 0, B, u.begin, u.end);
     }
-    const index_t t = seq::time_of(phase - 1, T, reverse);
-    const index_t pv = seq::prev_slot(t, reverse), nx = seq::next_slot(t, reverse);
-    scalar_t* g_t = gates + t * B * N;
-    if (u.end > u.begin)
-      for (index_t k = 0; k < G; ++k)
-        gemm_packed(B, u.end - u.begin, H, h + pv * BH, H, packed + k * block, u.begin, g_t + k * H + u.begin, N,
-                    true);
-    if (w_ch)
-      forward_pointwise<scalar_t, true>(g_t, y + t * BH, h + nx * BH, c + nx * BH, h + pv * BH, c + pv * BH, w_ch,
-                                        lengths, t, B, H, u.begin, u.end);
-    else
-      forward_pointwise<scalar_t, false>(g_t, y + t * BH, h + nx * BH, c + nx * BH, h + pv * BH, c + pv * BH,
-                                         nullptr, lengths, t, B, H, u.begin, u.end);
   });
 }
 
 template <typename scalar_t>
-index_t lstm_backward_workspace_size(index_t T, index_t B, index_t H) {
-  return T * B * G * H + packed_block<scalar_t>(G * H, H) + 3 * B * H + 3 * H + G * H;
+index_t lstm_backward_workspace_size(index_t T, index_t B, index_t H, bool peephole) {
+  return T * B * G * H + packed_block<scalar_t>(G * H, H) + 3 * B * H + G * H + (peephole ? 3 * H * kMaxThreads : 0);
 }
 
 template <typename scalar_t>
@@ -187,48 +197,65 @@ void lstm_backward(scalar_t* dx, scalar_t* dh0, scalar_t* dc0, scalar_t* dw_ih, 
   scalar_t* packed = dG + T * B * N;             // w_hh [4H,H] packed for dh_{t-1} = da_t @ w_hh
   scalar_t* dh_buf[2] = {packed + packed_block<scalar_t>(N, H), packed + packed_block<scalar_t>(N, H) + BH};
   scalar_t* dc = dh_buf[1] + BH;
-  scalar_t* dpeep = dc + BH;                     // [3H]
-  scalar_t* dbias = dpeep + 3 * H;               // [4H]
-  const int nt = seq::threads_for<scalar_t>(B, H, G);
+  scalar_t* dbias = dc + BH;                     // [4H]
+  scalar_t* dpeep = dbias + N;                   // [nt][3H]: each task's peephole sums
+  const seq::LoopPlan plan = seq::plan_loop<scalar_t>(B, H, G);
+  const int nt = plan.nt;
+  // part 0 of step s: the gate maths (dG_t, dc carried back, dh_next primed); part 1: the
+  // product dh_{t-1} += dG_t @ w_hh. Rows [b0,b1), units [u0,u1); task p's peephole sums.
+  auto step = [&](index_t s, int part, index_t b0, index_t b1, index_t u0, index_t u1, int p) {
+    if (b1 <= b0 || u1 <= u0) return;
+    const index_t t = reverse ? s : T - 1 - s;  // the reverse of the forward's order
+    scalar_t* dh_cur = dh_buf[s % 2] + b0 * H;
+    scalar_t* dh_next = dh_buf[(s + 1) % 2] + b0 * H;
+    scalar_t* dg_t = dG + (t * B + b0) * N;
+    if (part == 0) {
+      const index_t pv = seq::prev_slot(t, reverse) * BH + b0 * H, nx = seq::next_slot(t, reverse) * BH + b0 * H;
+      const scalar_t* dy_t = dy ? dy + t * BH + b0 * H : nullptr;
+      const scalar_t* g_t = gates + (t * B + b0) * N;
+      const index_t* len = lengths ? lengths + b0 : nullptr;
+      if (w_ch)
+        backward_pointwise<scalar_t, true>(dg_t, dh_next, dc + b0 * H, dpeep + p * 3 * H, dh_cur, dy_t, g_t, c + pv,
+                                           c + nx, w_ch, len, t, b1 - b0, H, u0, u1);
+      else
+        backward_pointwise<scalar_t, false>(dg_t, dh_next, dc + b0 * H, nullptr, dh_cur, dy_t, g_t, c + pv, c + nx,
+                                            nullptr, len, t, b1 - b0, H, u0, u1);
+    } else {
+      gemm_packed(b1 - b0, u1 - u0, N, dg_t, N, packed, u0, dh_next + u0, H, true);
+    }
+  };
   seq::single_threaded_blas();
-  // phase 0: pack, take in dh_n, dc_n; then per step s two phases: the gate maths (its
-  // units) and, once every unit's dG_t is in, the product dh_{t-1} = dG_t @ w_hh (its
-  // units); last phase: outputs and the weight-gradient GEMMs (row slices)
-  const index_t last = 1 + 2 * T;
+  // phase 0: pack, take in dh_n, dc_n; then the loop (one phase, or two per step); last
+  // phase: outputs and the weight-gradient GEMMs (row slices)
+  const index_t last = 1 + (plan.by_rows ? 1 : 2 * T);
   run_phased(nt, last + 1, nt, [&](index_t phase, int p) {
     const Range u = seq::units<scalar_t>(H, p, nt);
     if (phase == 0) {
       seq::pack_share(p, nt, packed, w_hh, H, false, N, H, 1);
       seq::copy_units(dh_buf[0], dh_n, B, H, u.begin, u.end);
       seq::copy_units(dc, dc_n, B, H, u.begin, u.end);
-      for (index_t k = 0; k < 3; ++k) std::memset(dpeep + k * H + u.begin, 0, sizeof(scalar_t) * (u.end - u.begin));
+      if (w_ch) std::memset(dpeep + p * 3 * H, 0, sizeof(scalar_t) * 3 * H);
       return;
     }
     if (phase < last) {
-      const index_t s = (phase - 1) / 2;
-      const index_t t = reverse ? s : T - 1 - s;  // the reverse of the forward's order
-      scalar_t* dh_cur = dh_buf[s % 2];
-      scalar_t* dh_next = dh_buf[(s + 1) % 2];
-      scalar_t* dg_t = dG + t * B * N;
-      if ((phase - 1) % 2 == 0) {
-        const index_t pv = seq::prev_slot(t, reverse), nx = seq::next_slot(t, reverse);
-        const scalar_t* dy_t = dy ? dy + t * BH : nullptr;
-        if (w_ch)
-          backward_pointwise<scalar_t, true>(dg_t, dh_next, dc, dpeep, dh_cur, dy_t, gates + t * B * N, c + pv * BH,
-                                             c + nx * BH, w_ch, lengths, t, B, H, u.begin, u.end);
-        else
-          backward_pointwise<scalar_t, false>(dg_t, dh_next, dc, dpeep, dh_cur, dy_t, gates + t * B * N,
-                                              c + pv * BH, c + nx * BH, nullptr, lengths, t, B, H, u.begin, u.end);
-      } else if (u.end > u.begin) {
-        gemm_packed(B, u.end - u.begin, N, dg_t, N, packed, u.begin, dh_next + u.begin, H, true);
+      if (plan.by_rows) {
+        const Range r = split(B, p, nt, 1);
+        for (index_t s = 0; s < T; ++s) {
+          step(s, 0, r.begin, r.end, 0, H, p);
+          step(s, 1, r.begin, r.end, 0, H, p);
+        }
+      } else {
+        step((phase - 1) / 2, static_cast<int>((phase - 1) % 2), 0, B, u.begin, u.end, p);
       }
       return;
     }
     seq::copy_units(dh0, dh_buf[T % 2], B, H, u.begin, u.end);
     seq::copy_units(dc0, dc, B, H, u.begin, u.end);
-    if (dw_ch)
-      for (index_t k = 0; k < 3; ++k)
-        for (index_t j = u.begin; j < u.end; ++j) dw_ch[k * H + j] += dpeep[k * H + j];
+    if (dw_ch) {  // every task's sums, in task order (deterministic)
+      const Range r = split(3 * H, p, nt, 1);
+      for (int q = 0; q < nt; ++q)
+        for (index_t j = r.begin; j < r.end; ++j) dw_ch[j] += dpeep[q * 3 * H + j];
+    }
     const scalar_t* h_in = reverse ? h + BH : h;
     seq::gemm_rows<scalar_t>(p, nt, true, false, N, I, T * B, 1, dG, N, x, I, 1, dw_ih, I);
     seq::gemm_rows<scalar_t>(p, nt, true, false, N, H, T * B, 1, dG, N, h_in, H, 1, dw_hh, H);
@@ -263,8 +290,8 @@ void lstm_step_forward(scalar_t* h, scalar_t* c, scalar_t* gates, const scalar_t
 }
 
 template <typename scalar_t>
-index_t lstm_step_backward_workspace_size(index_t B, index_t H) {
-  return 2 * B * H + lstm_backward_workspace_size<scalar_t>(1, B, H);
+index_t lstm_step_backward_workspace_size(index_t B, index_t H, bool peephole) {
+  return 2 * B * H + lstm_backward_workspace_size<scalar_t>(1, B, H, peephole);
 }
 
 template <typename scalar_t>
@@ -285,14 +312,14 @@ void lstm_step_backward(scalar_t* dx, scalar_t* dh_prev, scalar_t* dc_prev, scal
   template index_t lstm_forward_workspace_size<S>(index_t, index_t);                                              \
   template void lstm_forward<S>(S*, S*, S*, S*, const S*, const S*, const S*, const S*, const S*, const S*,       \
                                 const S*, const S*, const index_t*, bool, index_t, index_t, index_t, index_t, S*); \
-  template index_t lstm_backward_workspace_size<S>(index_t, index_t, index_t);                                    \
+  template index_t lstm_backward_workspace_size<S>(index_t, index_t, index_t, bool);                                    \
   template void lstm_backward<S>(S*, S*, S*, S*, S*, S*, S*, S*, const S*, const S*, const S*, const S*, const S*, \
                                  const S*, const S*, const S*, const S*, const S*, const index_t*, bool, index_t,  \
                                  index_t, index_t, index_t, S*);                                                   \
   template index_t lstm_step_forward_workspace_size<S>(index_t, index_t);                                         \
   template void lstm_step_forward<S>(S*, S*, S*, const S*, const S*, const S*, const S*, const S*, const S*,      \
                                      const S*, const S*, index_t, index_t, index_t, S*);                           \
-  template index_t lstm_step_backward_workspace_size<S>(index_t, index_t);                                        \
+  template index_t lstm_step_backward_workspace_size<S>(index_t, index_t, bool);                                        \
   template void lstm_step_backward<S>(S*, S*, S*, S*, S*, S*, S*, S*, const S*, const S*, const S*, const S*,     \
                                       const S*, const S*, const S*, const S*, const S*, const S*, index_t, index_t, \
                                       index_t, S*);

@@ -37,9 +37,9 @@ void lstm_forward(scalar_t* y, scalar_t* h, scalar_t* c, scalar_t* gates, const 
                   const scalar_t* b_hh, const scalar_t* w_ch, const index_t* lengths, bool reverse, index_t T,
                   index_t B, index_t I, index_t H, scalar_t* workspace);
 
-// Scratch for lstm_backward, in elements of scalar_t.
+// Scratch for lstm_backward, in elements of scalar_t (more with peepholes).
 template <typename scalar_t>
-index_t lstm_backward_workspace_size(index_t T, index_t B, index_t H);
+index_t lstm_backward_workspace_size(index_t T, index_t B, index_t H, bool peephole);
 
 // Backward, with dh, dc the gradients reaching h_t, c_t (from the output and step t+1):
 //   do = dh * tanh(c_t)                    da_o = do * o(1-o)
@@ -77,7 +77,7 @@ void lstm_step_forward(scalar_t* h, scalar_t* c, scalar_t* gates, const scalar_t
 // Backward of one step. dx [B,I], dh_prev, dc_prev [B,H] out; weight gradients added.
 // dh, dc: [B,H] in (dc may be nullptr). x, h_prev, c_prev, c, gates: as the step saw them.
 template <typename scalar_t>
-index_t lstm_step_backward_workspace_size(index_t B, index_t H);
+index_t lstm_step_backward_workspace_size(index_t B, index_t H, bool peephole);
 template <typename scalar_t>
 void lstm_step_backward(scalar_t* dx, scalar_t* dh_prev, scalar_t* dc_prev, scalar_t* dw_ih, scalar_t* dw_hh,
                         scalar_t* db_ih, scalar_t* db_hh, scalar_t* dw_ch, const scalar_t* dh, const scalar_t* dc,

@@ -39,24 +39,45 @@ struct Vec {
   static constexpr int lanes = VB / static_cast<int>(sizeof(scalar_t));
 };
 
-// MR rows x (2 vectors = NR columns) of C from one packed panel.
+// MR rows x (2 vectors = NR columns) of C from one packed panel. With few rows the
+// accumulators would form one FMA latency chain per k (4 cycles each); KU independent
+// sets over consecutive k, summed at the end, keep the FMA units busy.
 template <typename scalar_t, int VB, int MR>
 RNNCORE_INLINE void micro_kernel(index_t K, const scalar_t* A, index_t lda, const scalar_t* panel, scalar_t* C,
                                  index_t ldc, index_t nc, bool accumulate) {
   using V = typename Vec<scalar_t, VB>::type;
   constexpr int L = Vec<scalar_t, VB>::lanes;
-  V acc0[MR], acc1[MR];
-  for (int i = 0; i < MR; ++i) acc0[i] = acc1[i] = V{};
-  for (index_t k = 0; k < K; ++k) {
+  constexpr int KU = MR == 1 ? 4 : MR == 2 ? 2 : 1;
+  V acc0[KU][MR], acc1[KU][MR];
+  for (int u = 0; u < KU; ++u)
+    for (int i = 0; i < MR; ++i) acc0[u][i] = acc1[u][i] = V{};
+  index_t k = 0;
+  for (; k + KU <= K; k += KU)
+    for (int u = 0; u < KU; ++u) {
+      V b0, b1;
+      std::memcpy(&b0, panel + (k + u) * 2 * L, sizeof(V));
+      std::memcpy(&b1, panel + (k + u) * 2 * L + L, sizeof(V));
+      for (int i = 0; i < MR; ++i) {
+        const scalar_t a = A[i * lda + k + u];
+        acc0[u][i] += a * b0;
+        acc1[u][i] += a * b1;
+      }
+    }
+  for (; k < K; ++k) {
     V b0, b1;
     std::memcpy(&b0, panel + k * 2 * L, sizeof(V));
     std::memcpy(&b1, panel + k * 2 * L + L, sizeof(V));
     for (int i = 0; i < MR; ++i) {
       const scalar_t a = A[i * lda + k];
-      acc0[i] += a * b0;
-      acc1[i] += a * b1;
+      acc0[0][i] += a * b0;
+      acc1[0][i] += a * b1;
     }
   }
+  for (int u = 1; u < KU; ++u)
+    for (int i = 0; i < MR; ++i) {
+      acc0[0][i] += acc0[u][i];
+      acc1[0][i] += acc1[u][i];
+    }
   if (nc == 2 * L) {
     for (int i = 0; i < MR; ++i) {
       scalar_t* c = C + i * ldc;
@@ -64,43 +85,47 @@ RNNCORE_INLINE void micro_kernel(index_t K, const scalar_t* A, index_t lda, cons
         V c0, c1;
         std::memcpy(&c0, c, sizeof(V));
         std::memcpy(&c1, c + L, sizeof(V));
-        acc0[i] += c0;
-        acc1[i] += c1;
+        acc0[0][i] += c0;
+        acc1[0][i] += c1;
       }
-      std::memcpy(c, &acc0[i], sizeof(V));
-      std::memcpy(c + L, &acc1[i], sizeof(V));
+      std::memcpy(c, &acc0[0][i], sizeof(V));
+      std::memcpy(c + L, &acc1[0][i], sizeof(V));
     }
   } else {  // the last, partial panel of a block
     for (int i = 0; i < MR; ++i) {
       scalar_t tmp[2 * L];
-      std::memcpy(tmp, &acc0[i], sizeof(V));
-      std::memcpy(tmp + L, &acc1[i], sizeof(V));
+      std::memcpy(tmp, &acc0[0][i], sizeof(V));
+      std::memcpy(tmp + L, &acc1[0][i], sizeof(V));
       scalar_t* c = C + i * ldc;
       for (index_t j = 0; j < nc; ++j) c[j] = accumulate ? c[j] + tmp[j] : tmp[j];
     }
   }
 }
 
-template <typename scalar_t, int VB>
+template <typename scalar_t, int VB, int MR>
+RNNCORE_INLINE void rows_block(int m, index_t K, const scalar_t* A, index_t lda, const scalar_t* panel, scalar_t* C,
+                               index_t ldc, index_t w, bool accumulate) {
+  if constexpr (MR > 1) {
+    if (m < MR) return rows_block<scalar_t, VB, MR - 1>(m, K, A, lda, panel, C, ldc, w, accumulate);
+  }
+  micro_kernel<scalar_t, VB, MR>(K, A, lda, panel, C, ldc, w, accumulate);
+}
+
+// Rows go in balanced blocks of at most MAXR (the accumulators must stay in registers:
+// 2*MAXR of them plus 3: 12 rows with AVX-512's 32 registers, 6 with 16), so that for
+// instance 32 rows are 11+11+10 rather than 12+12+8.
+template <typename scalar_t, int VB, int MAXR>
 RNNCORE_INLINE void gemm_impl(index_t M, index_t nc, index_t K, const scalar_t* A, index_t lda, const scalar_t* Bp,
                               index_t n0, scalar_t* C, index_t ldc, bool accumulate) {
   constexpr index_t NR = 2 * Vec<scalar_t, VB>::lanes;
+  const index_t blocks = (M + MAXR - 1) / MAXR;
   for (index_t j = 0; j < nc; j += NR) {
     const scalar_t* panel = Bp + ((n0 + j) / NR) * NR * K;
     const index_t w = nc - j < NR ? nc - j : NR;
-    scalar_t* Cj = C + j;
-    index_t i = 0;
-    for (; i + 6 <= M; i += 6)
-      micro_kernel<scalar_t, VB, 6>(K, A + i * lda, lda, panel, Cj + i * ldc, ldc, w, accumulate);
-    const scalar_t* Ai = A + i * lda;
-    scalar_t* Ci = Cj + i * ldc;
-    switch (M - i) {
-      case 5: micro_kernel<scalar_t, VB, 5>(K, Ai, lda, panel, Ci, ldc, w, accumulate); break;
-      case 4: micro_kernel<scalar_t, VB, 4>(K, Ai, lda, panel, Ci, ldc, w, accumulate); break;
-      case 3: micro_kernel<scalar_t, VB, 3>(K, Ai, lda, panel, Ci, ldc, w, accumulate); break;
-      case 2: micro_kernel<scalar_t, VB, 2>(K, Ai, lda, panel, Ci, ldc, w, accumulate); break;
-      case 1: micro_kernel<scalar_t, VB, 1>(K, Ai, lda, panel, Ci, ldc, w, accumulate); break;
-      default: break;
+    for (index_t q = 0, i = 0; q < blocks; ++q) {
+      const int m = static_cast<int>((M - i) / (blocks - q));
+      rows_block<scalar_t, VB, MAXR>(m, K, A + i * lda, lda, panel, C + i * ldc + j, ldc, w, accumulate);
+      i += m;
     }
   }
 }
@@ -117,20 +142,20 @@ template <typename scalar_t>
 RNNCORE_TARGET("arch=x86-64-v4") void gemm_avx512(index_t M, index_t nc, index_t K, const scalar_t* A, index_t lda,
                                                   const scalar_t* Bp, index_t n0, scalar_t* C, index_t ldc,
                                                   bool accumulate) {
-  gemm_impl<scalar_t, 64>(M, nc, K, A, lda, Bp, n0, C, ldc, accumulate);
+  gemm_impl<scalar_t, 64, 12>(M, nc, K, A, lda, Bp, n0, C, ldc, accumulate);
 }
 
 template <typename scalar_t>
 RNNCORE_TARGET("arch=x86-64-v3") void gemm_avx2(index_t M, index_t nc, index_t K, const scalar_t* A, index_t lda,
                                                 const scalar_t* Bp, index_t n0, scalar_t* C, index_t ldc,
                                                 bool accumulate) {
-  gemm_impl<scalar_t, 32>(M, nc, K, A, lda, Bp, n0, C, ldc, accumulate);
+  gemm_impl<scalar_t, 32, 6>(M, nc, K, A, lda, Bp, n0, C, ldc, accumulate);
 }
 
 template <typename scalar_t>
 void gemm_sse2(index_t M, index_t nc, index_t K, const scalar_t* A, index_t lda, const scalar_t* Bp, index_t n0,
                scalar_t* C, index_t ldc, bool accumulate) {
-  gemm_impl<scalar_t, 16>(M, nc, K, A, lda, Bp, n0, C, ldc, accumulate);
+  gemm_impl<scalar_t, 16, 6>(M, nc, K, A, lda, Bp, n0, C, ldc, accumulate);
 }
 
 }  // namespace
@@ -154,14 +179,16 @@ void pack_weights(scalar_t* dst, const scalar_t* W, index_t ldw, bool trans, ind
     scalar_t* panel = dst + q * NR * K;
     const index_t w = nb - p * NR < NR ? nb - p * NR : NR;
     const index_t n = g * nb + p * NR;
-    for (index_t k = 0; k < K; ++k) {
-      scalar_t* row = panel + k * NR;
-      if (trans)
-        for (index_t j = 0; j < w; ++j) row[j] = W[(n + j) * ldw + k];
-      else
-        std::memcpy(row, W + k * ldw + n, sizeof(scalar_t) * w);
-      for (index_t j = w; j < NR; ++j) row[j] = 0;
+    if (trans) {  // read the rows of W contiguously, write strided within the panel
+      for (index_t j = 0; j < w; ++j) {
+        const scalar_t* src = W + (n + j) * ldw;
+        for (index_t k = 0; k < K; ++k) panel[k * NR + j] = src[k];
+      }
+    } else {
+      for (index_t k = 0; k < K; ++k) std::memcpy(panel + k * NR, W + k * ldw + n, sizeof(scalar_t) * w);
     }
+    for (index_t k = 0; k < K; ++k)
+      for (index_t j = w; j < NR; ++j) panel[k * NR + j] = 0;
   }
 }
 

@@ -25,13 +25,15 @@ namespace {
 
 int default_threads() {
   cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set) > 0 ? CPU_COUNT(&set) : 1;
-  unsigned n = std::thread::hardware_concurrency();
-  return n ? static_cast<int>(n) : 1;
+  int n = 0;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) n = CPU_COUNT(&set);
+  if (n <= 0) n = static_cast<int>(std::thread::hardware_concurrency());
+  return n < 1 ? 1 : n > kMaxThreads ? kMaxThreads : n;
 }
 
 std::atomic<int> g_threads{0};
 std::atomic<index_t> g_threshold{index_t(1) << 17};
+std::atomic<index_t> g_parallel_calls{0}, g_solo_calls{0};  // statistics: run_phased calls, and those finished alone
 
 // Workers wait for a new generation: spin for a short while (back-to-back kernel calls
 // from Python arrive within tens of microseconds), then sleep on a condition variable.
@@ -160,7 +162,12 @@ int num_threads() {
   return n;
 }
 
-void set_num_threads(int n) { g_threads.store(n < 1 ? 1 : n, std::memory_order_relaxed); }
+void set_num_threads(int n) { g_threads.store(n < 1 ? 1 : n > kMaxThreads ? kMaxThreads : n, std::memory_order_relaxed); }
+
+void parallel_stats(index_t* calls, index_t* solo) {
+  *calls = g_parallel_calls.load();
+  *solo = g_solo_calls.load();
+}
 
 index_t parallel_threshold() { return g_threshold.load(std::memory_order_relaxed); }
 void set_parallel_threshold(index_t work) { g_threshold.store(work < 0 ? 0 : work, std::memory_order_relaxed); }
@@ -215,8 +222,11 @@ void run_phased(int nt, index_t phases, int tasks, const std::function<void(inde
   alignas(64) std::atomic<index_t> claimed{0};
   alignas(64) std::atomic<index_t> done{0};
   alignas(64) std::atomic<bool> solo{false};
+  g_parallel_calls.fetch_add(1, std::memory_order_relaxed);
   parallel_run(nt, [&](int tid) {
     const bool caller = tid == 0;
+    clock::duration worked{}, waited{};  // the caller's own tasks, and its waits on others'
+    bool counted_solo = false;
     for (;;) {
       if (!caller && solo.load(std::memory_order_relaxed)) return;
       index_t k = claimed.load(std::memory_order_acquire);
@@ -224,6 +234,7 @@ void run_phased(int nt, index_t phases, int tasks, const std::function<void(inde
       // claim only tasks whose phase may start, so that a claimed task runs at once
       const index_t ready = (k / tasks) * tasks;
       if (done.load(std::memory_order_acquire) < ready) {
+        const clock::time_point start = caller ? clock::now() : clock::time_point{};
         clock::time_point since{};
         index_t cpu_since = -1;
         for (int i = 0; done.load(std::memory_order_acquire) < ready; ++i) {
@@ -249,10 +260,23 @@ void run_phased(int nt, index_t phases, int tasks, const std::function<void(inde
             cpu_since = cpu;
           }
         }
+        if (caller) {
+          // Workers sharing their cores with another busy thread pool run slower than
+          // the caller; once the caller has waited on them longer than it has worked,
+          // doing their share itself is no slower, and immune to their stalls.
+          waited += clock::now() - start;
+          if (waited > worked + std::chrono::microseconds(200)) solo.store(true, std::memory_order_relaxed);
+        }
         continue;
       }
       if (!claimed.compare_exchange_weak(k, k + 1, std::memory_order_acq_rel)) continue;
+      const clock::time_point start = caller ? clock::now() : clock::time_point{};
+      if (caller && solo.load(std::memory_order_relaxed) && !counted_solo) {
+        counted_solo = true;
+        g_solo_calls.fetch_add(1, std::memory_order_relaxed);
+      }
       fn(k / tasks, static_cast<int>(k % tasks));
+      if (caller) worked += clock::now() - start;
       done.fetch_add(1, std::memory_order_acq_rel);
     }
   });

@@ -22,7 +22,9 @@
 
 namespace rnncore {
 
-// Threads a kernel call uses (default: the CPUs this process may run on).
+// Threads a kernel call uses (default: the CPUs this process may run on, at most
+// kMaxThreads; workspaces with per-task parts are sized for that many).
+constexpr int kMaxThreads = 64;
 int num_threads();
 void set_num_threads(int n);
 
@@ -30,6 +32,9 @@ void set_num_threads(int n);
 // one thread: a barrier costs about a microsecond. Tests lower it to 0 to exercise the
 // threaded paths on small shapes.
 index_t parallel_threshold();
+// Since load: threaded kernel calls, and how many of them finished on the calling thread
+// alone because the workers had lost their cores.
+void parallel_stats(index_t* calls, index_t* solo);
 void set_parallel_threshold(index_t work);
 
 // Runs fn(tid) for tid = 0..n-1 concurrently and returns when all have. The calling

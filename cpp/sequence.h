@@ -18,23 +18,34 @@ inline index_t time_of(index_t s, index_t T, bool reverse) { return reverse ? T 
 
 inline bool valid(const index_t* lengths, index_t t, index_t b) { return lengths == nullptr || t < lengths[b]; }
 
-// Threads worth using for a sequence of B rows, H units and G gates: splitting the
-// units only pays when each thread's share of a step's product is large enough to
-// cover a barrier (~1 us), and only in whole packed panels.
+// How a sequence kernel spreads its time loop over threads.
+//  by_rows: each task runs the whole time loop for a slice of the batch (the rows of a
+//           recurrence are independent, the packed weights are shared read-only), so
+//           the loop needs no synchronisation at all. Used when every task gets at
+//           least 4 rows.
+//  otherwise (small batches): every step is a phase and each task owns a slice of the
+//           hidden units (whole packed panels) of every gate; one sync per step.
+// Threads only pay when a step's product (B*G*H*H multiply-adds) is large enough to
+// cover the synchronisation (parallel_threshold).
+struct LoopPlan {
+  int nt;
+  bool by_rows;
+};
+
 template <typename scalar_t>
-int threads_for(index_t B, index_t H, index_t G) {
+LoopPlan plan_loop(index_t B, index_t H, index_t G) {
   int nt = num_threads();
-  const index_t per_step = B * G * H * H;
-  if (per_step < parallel_threshold()) return 1;
+  if (nt <= 1 || B * G * H * H < parallel_threshold()) return {1, false};
+  if (B >= 4 * static_cast<index_t>(nt)) return {nt, true};
   const index_t panels = panels_per_block<scalar_t>(H);
   if (nt > panels) nt = static_cast<int>(panels);
-  return nt < 1 ? 1 : nt;
+  return {nt < 1 ? 1 : nt, false};
 }
 
-// Hidden units [begin, end) owned by thread tid: whole packed panels.
+// Hidden units [begin, end) owned by task p of nt: whole packed panels.
 template <typename scalar_t>
-Range units(index_t H, int tid, int nt) {
-  return split(H, tid, nt, packed_nr<scalar_t>());
+Range units(index_t H, int p, int nt) {
+  return split(H, p, nt, packed_nr<scalar_t>());
 }
 
 // C[M,N] = alpha op(A) op(B) + beta C with the M rows of C split across threads.

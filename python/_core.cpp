@@ -8,6 +8,13 @@
 
 namespace py = pybind11;
 
+// C entry points for threadpoolctl (rnncore/_threads.py registers a controller that
+// finds this library by them).
+extern "C" {
+__attribute__((visibility("default"))) int rnncore_get_num_threads() { return rnncore::num_threads(); }
+__attribute__((visibility("default"))) void rnncore_set_num_threads(int n) { rnncore::set_num_threads(n); }
+}
+
 namespace rnncore_py {
 void bind_elman(py::module_& m);
 void bind_lstm(py::module_& m);
@@ -29,6 +36,11 @@ PYBIND11_MODULE(_core, m) {
   m.def("_set_parallel_threshold", &rnncore::set_parallel_threshold, py::arg("work"),
         "Testing knob: per-step work (B*G*H*H) below which a kernel stays on one thread.");
   m.def("_parallel_threshold", &rnncore::parallel_threshold);
+  m.def("_parallel_stats", [] {
+    rnncore::index_t calls, solo;
+    rnncore::parallel_stats(&calls, &solo);
+    return py::make_tuple(calls, solo);
+  }, "(threaded kernel calls, calls that finished alone because the workers lost their cores)");
   m.def("kernel_isa", &rnncore::packed_isa, "Instruction set of the packed step kernels: avx512, avx2 or sse2.");
   rnncore_py::bind_elman(m);
   rnncore_py::bind_lstm(m);

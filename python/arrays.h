@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
+#include <new>
 #include <utility>
 #include <string>
 #include <vector>
@@ -19,14 +20,17 @@ namespace rnncore_py {
 namespace py = pybind11;
 using index_t = std::int64_t;
 constexpr index_t ANY = -1;  // a free dimension in a shape pattern
+using Shape = std::initializer_list<index_t>;
 
-inline std::string shape_str(const std::vector<index_t>& shape) {
+template <typename Shape>
+std::string shape_str(const Shape& shape) {
   std::string s = "(";
-  for (std::size_t i = 0; i < shape.size(); ++i) {
-    s += shape[i] == ANY ? std::string("?") : std::to_string(shape[i]);
-    if (i + 1 < shape.size() || shape.size() == 1) s += ", ";
+  std::size_t i = 0;
+  for (index_t d : shape) {
+    s += d == ANY ? std::string("?") : std::to_string(d);
+    if (++i < shape.size() || shape.size() == 1) s += ",";
+    if (i < shape.size()) s += " ";
   }
-  if (shape.size() == 1) s.resize(s.size() - 1);
   return s + ")";
 }
 
@@ -42,38 +46,65 @@ const char* dtype_name() {
   else return "int64";
 }
 
+template <typename scalar_t>
+constexpr int npy_type() {
+  if constexpr (std::is_same_v<scalar_t, float>) return py::detail::npy_api::NPY_FLOAT_;
+  else if constexpr (std::is_same_v<scalar_t, double>) return py::detail::npy_api::NPY_DOUBLE_;
+  else return py::detail::npy_api::NPY_LONGLONG_;
+}
+
+// The array's element type and flags, read off its C struct (no Python objects made:
+// the checks run on every call of a kernel that may take only microseconds).
+inline int type_num(const py::array& a) {
+  return py::detail::array_descriptor_proxy(py::detail::array_proxy(a.ptr())->descr)->type_num;
+}
+
+template <typename scalar_t>
+bool has_type(const py::array& a) {
+  const int t = type_num(a);
+  if constexpr (std::is_same_v<scalar_t, std::int64_t>)  // int64 is "long" on Linux
+    return t == py::detail::npy_api::NPY_LONG_ || t == py::detail::npy_api::NPY_LONGLONG_;
+  else
+    return t == npy_type<scalar_t>();
+}
+
 // Checks dtype, ndim, shape (ANY matches anything) and C-contiguity; for outputs,
 // writeability. Returns the data pointer.
 template <typename scalar_t>
-scalar_t* checked(const py::array& a, const char* name, const std::vector<index_t>& shape, bool writable = false) {
-  if (!a.dtype().is(py::dtype::of<scalar_t>()))
+scalar_t* checked(const py::array& a, const char* name, Shape shape, bool writable = false) {
+  if (!has_type<scalar_t>(a))
     throw py::type_error(std::string(name) + ": expected " + dtype_name<scalar_t>() + " array, got " +
                          std::string(py::str(a.dtype())));
   if (a.ndim() != static_cast<py::ssize_t>(shape.size()))
     throw py::value_error(std::string(name) + ": expected " + std::to_string(shape.size()) + "-D array of shape " +
                           shape_str(shape) + ", got " + std::to_string(a.ndim()) + "-D of shape " + shape_of(a));
-  for (std::size_t i = 0; i < shape.size(); ++i)
-    if (shape[i] != ANY && a.shape(i) != shape[i])
+  py::ssize_t axis = 0;
+  for (index_t d : shape) {
+    if (d != ANY && a.shape(axis) != d)
       throw py::value_error(std::string(name) + ": expected shape " + shape_str(shape) + ", got " + shape_of(a));
-  if (!(a.flags() & py::array::c_style))
+    ++axis;
+  }
+  const int flags = py::detail::array_proxy(a.ptr())->flags;
+  if (!(flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_))
     throw py::value_error(std::string(name) + ": expected a C-contiguous array (use numpy.ascontiguousarray)");
   if (reinterpret_cast<std::uintptr_t>(a.data()) % alignof(scalar_t) != 0)
     throw py::value_error(std::string(name) + ": expected an aligned array");
-  if (writable && !a.writeable()) throw py::value_error(std::string(name) + ": output array is read-only");
+  if (writable && !(flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_))
+    throw py::value_error(std::string(name) + ": output array is read-only");
   return static_cast<scalar_t*>(const_cast<void*>(a.data()));
 }
 
 // Like checked(), for an optional argument: None gives nullptr.
 template <typename scalar_t>
-scalar_t* optional(const py::object& o, const char* name, const std::vector<index_t>& shape, bool writable = false) {
+scalar_t* optional(const py::object& o, const char* name, Shape shape, bool writable = false) {
   if (o.is_none()) return nullptr;
   if (!py::isinstance<py::array>(o))
     throw py::type_error(std::string(name) + ": expected a numpy.ndarray or None");
   return checked<scalar_t>(o.cast<py::array>(), name, shape, writable);
 }
 
-inline bool is_float32(const py::array& a) { return a.dtype().is(py::dtype::of<float>()); }
-inline bool is_float64(const py::array& a) { return a.dtype().is(py::dtype::of<double>()); }
+inline bool is_float32(const py::array& a) { return type_num(a) == py::detail::npy_api::NPY_FLOAT_; }
+inline bool is_float64(const py::array& a) { return type_num(a) == py::detail::npy_api::NPY_DOUBLE_; }
 
 inline void require_float(const py::array& a, const char* name) {
   if (!is_float32(a) && !is_float64(a))
@@ -81,14 +112,22 @@ inline void require_float(const py::array& a, const char* name) {
                          std::string(py::str(a.dtype())));
 }
 
+// Cache-line alignment of every array a kernel writes: threads write neighbouring column
+// slices of the same rows, and NumPy's large allocations start 16 bytes into a page, so
+// a slice boundary could otherwise share a cache line between two threads.
+constexpr std::size_t ALIGN = 64;
+
 template <typename scalar_t>
-py::array_t<scalar_t> empty(const std::vector<index_t>& shape) {
-  return py::array_t<scalar_t>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+py::array_t<scalar_t> empty(Shape shape) {
+  py::ssize_t n = 1;
+  for (index_t d : shape) n *= static_cast<py::ssize_t>(d);
+  constexpr py::ssize_t pad = ALIGN / sizeof(scalar_t);
+  py::array_t<scalar_t> base(n + pad);
+  const auto addr = reinterpret_cast<std::uintptr_t>(base.data());
+  const py::ssize_t skip = static_cast<py::ssize_t>(((ALIGN - addr % ALIGN) % ALIGN) / sizeof(scalar_t));
+  std::vector<py::ssize_t> dims(shape.begin(), shape.end());
+  return py::array_t<scalar_t>(dims, base.mutable_data() + skip, base);
 }
-
-}  // namespace rnncore_py
-
-namespace rnncore_py {
 
 // Per-sequence lengths: None, or an int64 array of B values in [0, T].
 inline const index_t* checked_lengths(const py::object& o, index_t T, index_t B) {
@@ -105,28 +144,27 @@ inline const index_t* checked_lengths(const py::object& o, index_t T, index_t B)
 // Raises if the bytes of an output overlap those of an input or of another output:
 // kernels read inputs while writing outputs, so aliasing would silently corrupt both.
 struct Named {
-  py::object array;
+  Named(const py::handle& h, const char* n) : name(n) {
+    if (h.is_none() || !py::isinstance<py::array>(h)) return;
+    const auto a = py::reinterpret_borrow<py::array>(h);
+    lo = static_cast<const char*>(a.data());
+    hi = lo + a.nbytes();  // arrays reaching the kernels are C-contiguous
+  }
+  const char* lo = nullptr;
+  const char* hi = nullptr;
   const char* name;
 };
 
-inline bool overlap(const py::object& a, const py::object& b) {
-  if (a.is_none() || b.is_none() || !py::isinstance<py::array>(a) || !py::isinstance<py::array>(b)) return false;
-  const py::array x = a.cast<py::array>(), y = b.cast<py::array>();
-  if (x.nbytes() == 0 || y.nbytes() == 0) return false;
-  const char* x0 = static_cast<const char*>(x.data());
-  const char* y0 = static_cast<const char*>(y.data());
-  return x0 < y0 + y.nbytes() && y0 < x0 + x.nbytes();
-}
+inline bool overlap(const Named& a, const Named& b) { return a.lo < a.hi && b.lo < b.hi && a.lo < b.hi && b.lo < a.hi; }
 
-inline void check_disjoint(const std::vector<Named>& outputs, const std::vector<Named>& inputs) {
-  for (std::size_t i = 0; i < outputs.size(); ++i) {
+inline void check_disjoint(std::initializer_list<Named> outputs, std::initializer_list<Named> inputs) {
+  for (auto o = outputs.begin(); o != outputs.end(); ++o) {
     for (const auto& in : inputs)
-      if (overlap(outputs[i].array, in.array))
-        throw py::value_error(std::string(outputs[i].name) + ": output buffer overlaps the input " + in.name);
-    for (std::size_t j = 0; j < i; ++j)
-      if (overlap(outputs[i].array, outputs[j].array))
-        throw py::value_error(std::string(outputs[i].name) + ": output buffer overlaps the output " +
-                              outputs[j].name);
+      if (overlap(*o, in))
+        throw py::value_error(std::string(o->name) + ": output buffer overlaps the input " + in.name);
+    for (auto p = outputs.begin(); p != o; ++p)
+      if (overlap(*o, *p))
+        throw py::value_error(std::string(o->name) + ": output buffer overlaps the output " + p->name);
   }
 }
 
@@ -135,11 +173,14 @@ inline void check_disjoint(const std::vector<Named>& outputs, const std::vector<
 // same thread.
 template <typename scalar_t>
 scalar_t* workspace(index_t n) {
-  thread_local std::unique_ptr<scalar_t[]> data;
+  struct Free {
+    void operator()(scalar_t* p) const { ::operator delete[](p, std::align_val_t(ALIGN)); }
+  };
+  thread_local std::unique_ptr<scalar_t[], Free> data;
   thread_local index_t size = 0;
   if (n > size) {
     data.reset();  // free first: never hold the old and the new buffer at once
-    data.reset(new scalar_t[n]);
+    data.reset(static_cast<scalar_t*>(::operator new[](sizeof(scalar_t) * n, std::align_val_t(ALIGN))));
     size = n;
   }
   return data.get();
@@ -147,8 +188,8 @@ scalar_t* workspace(index_t n) {
 
 // An output array: taken from `out` (a caller's buffer, checked) when given, else new.
 template <typename scalar_t>
-py::array_t<scalar_t> output(const py::object& out, const char* name, const std::vector<index_t>& shape) {
-  if (out.is_none()) return py::array_t<scalar_t>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+py::array_t<scalar_t> output(const py::object& out, const char* name, Shape shape) {
+  if (out.is_none()) return empty<scalar_t>(shape);
   if (!py::isinstance<py::array>(out))
     throw py::type_error(std::string(name) + ": expected a " + dtype_name<scalar_t>() + " numpy.ndarray or None");
   py::array a = out.cast<py::array>();

@@ -74,7 +74,7 @@ py::tuple backward(const py::object& dy, const py::object& dh_n, const py::objec
   S *pdx = dx.mutable_data(), *pdh0 = dh0.mutable_data(), *pdc0 = dc0.mutable_data();
   {
     py::gil_scoped_release release;
-    S* ws = workspace<S>(rnncore::lstm_backward_workspace_size<S>(T, B, H));
+    S* ws = workspace<S>(rnncore::lstm_backward_workspace_size<S>(T, B, H, pw_ch != nullptr));
     rnncore::lstm_backward<S>(pdx, pdh0, pdc0, pdw_ih, pdw_hh, pdb_ih, pdb_hh, pdw_ch, pdy, pdh_n, pdc_n, px, ph, pc,
                               pg, pw_ih, pw_hh, pw_ch, pl, reverse, T, B, I, H, ws);
   }
@@ -138,7 +138,7 @@ py::tuple step_backward(const py::array& dh, const py::object& dc, const py::arr
   S *pdx = dx.mutable_data(), *pdhp = dhp.mutable_data(), *pdcp = dcp.mutable_data();
   {
     py::gil_scoped_release release;
-    S* ws = workspace<S>(rnncore::lstm_step_backward_workspace_size<S>(B, H));
+    S* ws = workspace<S>(rnncore::lstm_step_backward_workspace_size<S>(B, H, pw_ch != nullptr));
     rnncore::lstm_step_backward<S>(pdx, pdhp, pdcp, pdw_ih, pdw_hh, pdb_ih, pdb_hh, pdw_ch, pdh, pdc, px, php, pcp,
                                    pc, pg, pw_ih, pw_hh, pw_ch, B, I, H, ws);
   }

@@ -9,13 +9,17 @@ every kernel.
 import scipy_openblas32 as _openblas  # noqa: F401  loads the BLAS that _core links to, first
 
 from ._module import Module, is_grad_enabled, no_grad
+from ._threads import _register_threadpoolctl, get_num_threads, set_num_threads
 from .backends import BACKENDS, backend_available
 from .cells import GRUCell, LSTMCell, RNNCell
 from .layers import GRU, LSTM, RNN
 
 __version__ = "0.1.0"
 
+_register_threadpoolctl()
+
 __all__ = [
     "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell",
-    "Module", "no_grad", "is_grad_enabled", "BACKENDS", "backend_available", "__version__",
+    "Module", "no_grad", "is_grad_enabled", "BACKENDS", "backend_available", "set_num_threads",
+    "get_num_threads", "__version__",
 ]

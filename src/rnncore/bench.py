@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 import sys
 import time
 
@@ -149,15 +150,16 @@ def measure(case, impls, repeats, rounds=3):
 
     Implementations alternate in blocks of calls (rounds x blocks of repeats/rounds), not
     call by call: after each call PyTorch's OpenMP workers and NumPy's OpenBLAS workers
-    keep spinning on the cores for a few milliseconds, which would tax whatever runs
-    next. The median over all calls discards the first call of each block."""
+    keep spinning on the cores (OpenBLAS's for up to ~0.1 s), which would tax whatever
+    runs next; each block starts after a pause that lets them go to sleep."""
     fns = {"native": lambda: case.run_ours("native"), "reference": lambda: case.run_ours("reference"),
            "torch": case.run_torch}
     times = {name: [] for name in impls}
     per_block = max(1, -(-repeats // rounds))
     for _ in range(rounds):
         for name in impls:
-            fns[name]()  # settle: the previous implementation's threads wind down
+            time.sleep(0.25)  # idle BLAS/OpenMP workers of the previous library go to sleep
+            fns[name]()  # warm caches and buffers
             for _ in range(per_block):
                 t = time.perf_counter()
                 fns[name]()
@@ -196,7 +198,9 @@ def run(kinds, modes, shapes, varlen_kinds, threads, repeats, with_reference, wi
             if torch is not None:
                 case.setup_torch(torch)
             case.check(impls)
+            stats0 = _core._parallel_stats()
             t = measure(case, impls, repeats)
+            stats1 = _core._parallel_stats()
             f = flops(kind, T, B, I, H, mode)
             gf = f / t["native"] / 1e9
             row = (f"| {kind}{' varlen' if varlen else ''} | {mode} | {T}, {B}, {I}, {H} | "
@@ -205,6 +209,8 @@ def run(kinds, modes, shapes, varlen_kinds, threads, repeats, with_reference, wi
                 row += f" {t['torch'] * 1e3:.3g} | {t['torch'] / t['native']:.2f} |"
             if "reference" in t:
                 row += f" {t['reference'] * 1e3:.3g} | {t['reference'] / t['native']:.1f} |"
+            if os.environ.get("RNNCORE_BENCH_DEBUG"):
+                row += f" threaded calls {stats1[0] - stats0[0]}, solo {stats1[1] - stats0[1]}"
             print(row, file=out, flush=True)
             results.append(dict(kind=kind, mode=mode, shape=(T, B, I, H), varlen=varlen, rate=rate, **t))
         if torch is not None:

@@ -19,6 +19,16 @@ from ._module import Module, is_grad_enabled
 from .reference.common import NONLINEARITIES
 
 
+def aligned_empty(shape, dtype, align=64):
+    """An uninitialised C-contiguous array starting on a cache-line boundary (threads
+    write neighbouring column slices of the arrays the kernels fill)."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    raw = np.empty(nbytes + align, np.uint8)
+    skip = -raw.ctypes.data % align
+    return raw[skip:skip + nbytes].view(dtype).reshape(shape)
+
+
 class _Saved:
     """What one forward leaves for backward."""
 
@@ -81,9 +91,16 @@ class _Recurrent(Module):
         return f"_l{layer}" + ("_reverse" if direction else "")
 
     def _weights(self, table, layer, direction):
-        sfx = self._suffix(layer, direction)
-        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh") + self._extra_names()
-        return tuple(table.get(n + sfx) for n in names)
+        """(weight_ih, weight_hh, bias_ih, bias_hh[, weight_ch]) of one (layer, direction)
+        from params or grads (None where absent). The arrays are updated in place by
+        optimizers and load_state_dict, so the tuples are built once."""
+        cache = self.__dict__.setdefault("_weight_tuples", {})
+        key = (id(table), layer, direction)
+        if key not in cache:
+            sfx = self._suffix(layer, direction)
+            names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh") + self._extra_names()
+            cache[key] = (table, tuple(table.get(n + sfx) for n in names))
+        return cache[key][1]
 
     def _extra_names(self):
         return ()
@@ -116,7 +133,7 @@ class _Recurrent(Module):
         arithmetic of a mid-sized step."""
         a = self._buffers.get(key)
         if a is None or a.shape != shape:
-            a = np.empty(shape, self.dtype)
+            a = aligned_empty(shape, self.dtype)
             self._buffers[key] = a
         return a
 

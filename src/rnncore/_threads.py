@@ -1,0 +1,56 @@
+"""Thread control: rnncore.set_num_threads, and a threadpoolctl controller so that
+``threadpoolctl.threadpool_limits`` (which pins NumPy's BLAS too) also pins rnncore."""
+
+from __future__ import annotations
+
+import operator
+
+from . import _core
+
+
+def set_num_threads(n):
+    """Threads one kernel call may use (default: the CPUs this process may run on).
+
+    rnncore splits the hidden units of a time step across threads only when a step has
+    enough work to pay for the synchronisation (B*G*H*H >= 2**17 multiply-adds), and a
+    call falls back to the calling thread alone when the operating system takes the
+    other cores away (another thread pool spinning on them). BLAS calls inside
+    rnncore always run single-threaded. Results are bitwise reproducible at a given
+    thread count."""
+    try:
+        n = operator.index(n)
+    except TypeError as exc:
+        raise TypeError(f"n: expected a positive int, got {type(n).__name__}") from exc
+    _core.set_num_threads(n)
+
+
+def get_num_threads():
+    return _core.get_num_threads()
+
+
+def _register_threadpoolctl():
+    try:
+        import threadpoolctl
+    except ImportError:
+        return
+    if getattr(threadpoolctl, "_rnncore_registered", False) or not hasattr(threadpoolctl, "register"):
+        return
+
+    class RnncoreController(threadpoolctl.LibController):
+        user_api = "rnncore"
+        internal_api = "rnncore"
+        filename_prefixes = ("_core",)
+        check_symbols = ("rnncore_get_num_threads", "rnncore_set_num_threads")
+
+        def get_num_threads(self):
+            return self.dynlib.rnncore_get_num_threads()
+
+        def set_num_threads(self, num_threads):
+            self.dynlib.rnncore_set_num_threads(int(num_threads))
+
+        def get_version(self):
+            from . import __version__
+            return __version__
+
+    threadpoolctl.register(RnncoreController)
+    threadpoolctl._rnncore_registered = True
