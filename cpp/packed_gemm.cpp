@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 #include "activations.h"
 
@@ -168,6 +169,56 @@ index_t packed_nr() {
   return bytes / static_cast<index_t>(sizeof(scalar_t));
 }
 
+namespace {
+
+// dst[k*ldd + j] = src[j*lds + k] for an 8x8 block of floats: three rounds of
+// two-source shuffles on 256-bit vectors (the classic 8x8 transpose), instead of 64
+// scattered stores.
+RNNCORE_INLINE void transpose8x8(float* dst, index_t ldd, const float* src, index_t lds) {
+  typedef float v8 __attribute__((vector_size(32)));
+  typedef int i8 __attribute__((vector_size(32)));
+  v8 r[8], u[8], v[8];
+  for (int i = 0; i < 8; ++i) std::memcpy(&r[i], src + i * lds, sizeof(v8));
+  for (int i = 0; i < 8; i += 2) {
+    u[i] = __builtin_shuffle(r[i], r[i + 1], i8{0, 8, 1, 9, 4, 12, 5, 13});
+    u[i + 1] = __builtin_shuffle(r[i], r[i + 1], i8{2, 10, 3, 11, 6, 14, 7, 15});
+  }
+  for (int i = 0; i < 8; i += 4)
+    for (int q = 0; q < 2; ++q) {
+      v[i + q] = __builtin_shuffle(u[i + q], u[i + 2 + q], i8{0, 1, 8, 9, 4, 5, 12, 13});
+      v[i + 2 + q] = __builtin_shuffle(u[i + q], u[i + 2 + q], i8{2, 3, 10, 11, 6, 7, 14, 15});
+    }
+  // v[0..3] hold columns {0,4},{2,6},{1,5},{3,7} of rows 0-3 (low/high 128-bit halves);
+  // v[4..7] the same for rows 4-7
+  const int order[4] = {0, 2, 1, 3};
+  for (int q = 0; q < 4; ++q) {
+    const v8 lo = __builtin_shuffle(v[q], v[4 + q], i8{0, 1, 2, 3, 8, 9, 10, 11});
+    const v8 hi = __builtin_shuffle(v[q], v[4 + q], i8{4, 5, 6, 7, 12, 13, 14, 15});
+    std::memcpy(dst + order[q] * ldd, &lo, sizeof(v8));
+    std::memcpy(dst + (order[q] + 4) * ldd, &hi, sizeof(v8));
+  }
+}
+
+template <typename scalar_t>
+RNNCORE_CLONES void pack_transposed(scalar_t* panel, const scalar_t* W, index_t ldw, index_t n, index_t w, index_t K,
+                                    index_t NR) {
+  index_t j0 = 0;
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    for (; j0 + 8 <= w; j0 += 8) {
+      index_t k = 0;
+      for (; k + 8 <= K; k += 8) transpose8x8(panel + k * NR + j0, NR, W + (n + j0) * ldw + k, ldw);
+      for (; k < K; ++k)
+        for (index_t j = j0; j < j0 + 8; ++j) panel[k * NR + j] = W[(n + j) * ldw + k];
+    }
+  }
+  for (index_t j = j0; j < w; ++j) {  // rows of W read contiguously, written strided
+    const scalar_t* src = W + (n + j) * ldw;
+    for (index_t k = 0; k < K; ++k) panel[k * NR + j] = src[k];
+  }
+}
+
+}  // namespace
+
 template <typename scalar_t>
 void pack_weights(scalar_t* dst, const scalar_t* W, index_t ldw, bool trans, index_t K, index_t nb, index_t blocks,
                   index_t first, index_t last) {
@@ -179,11 +230,8 @@ void pack_weights(scalar_t* dst, const scalar_t* W, index_t ldw, bool trans, ind
     scalar_t* panel = dst + q * NR * K;
     const index_t w = nb - p * NR < NR ? nb - p * NR : NR;
     const index_t n = g * nb + p * NR;
-    if (trans) {  // read the rows of W contiguously, write strided within the panel
-      for (index_t j = 0; j < w; ++j) {
-        const scalar_t* src = W + (n + j) * ldw;
-        for (index_t k = 0; k < K; ++k) panel[k * NR + j] = src[k];
-      }
+    if (trans) {
+      pack_transposed(panel, W, ldw, n, w, K, NR);
     } else {
       for (index_t k = 0; k < K; ++k) std::memcpy(panel + k * NR, W + k * ldw + n, sizeof(scalar_t) * w);
     }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import threading
 
 import numpy as np
@@ -17,18 +17,28 @@ def is_grad_enabled():
     return getattr(_grad_state, "enabled", True)
 
 
-@contextlib.contextmanager
-def no_grad():
+class no_grad:
     """Run forward passes without saving what backward needs (inference).
 
-    Saves the memory of the activations and, on the native backend, the time to
-    write them. A backward after such a forward raises RuntimeError. Thread-local."""
-    before = is_grad_enabled()
-    _grad_state.enabled = False
-    try:
-        yield
-    finally:
-        _grad_state.enabled = before
+    Saves the memory of the activations and the copy of the input. A backward after
+    such a forward raises RuntimeError. Thread-local; usable as a context manager or a
+    decorator."""
+
+    def __enter__(self):
+        self._before = is_grad_enabled()
+        _grad_state.enabled = False
+        return self
+
+    def __exit__(self, *exc):
+        _grad_state.enabled = self._before
+        return False
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with no_grad():
+                return fn(*args, **kwargs)
+        return wrapper
 
 
 class Module:

@@ -151,16 +151,24 @@ class _Recurrent(Module):
         x_in = x
         x = self._time_major("x", x, (None, None, self.input_size))
         T, B = x.shape[0], x.shape[1]
-        names = ("h0", "c0")[:self.n_states]
-        states0 = self._check_states(h0, B, names)
+        states0 = self._check_states(h0, B, ("h0", "c0")[:self.n_states])
         lengths = _checks.lengths(lengths, T, B)
         self._saved = None  # its buffers are about to be reused
-        if is_grad_enabled() and np.may_share_memory(x, x_in):
+        grad = is_grad_enabled()
+        if grad and np.may_share_memory(x, x_in):
             # backward reads x: a caller reusing its buffer must not change it
             buf = self._buffer("x", x.shape)
             np.copyto(buf, x)
             x = buf
         L, D, H = self.num_layers, self.num_directions, self.hidden_size
+        if L == 1 and D == 1:  # the common case, without the bookkeeping of a stack
+            s0 = tuple(None if s is None else s[0] for s in states0)
+            y, fin, cache = self._direction_forward(x, s0, lengths, False, self._weights(self.params, 0, 0), 0,
+                                                    None)
+            if grad:
+                self._saved = _Saved(T, B, lengths, [cache], [None])
+            y = y.transpose(1, 0, 2) if self.batch_first else y
+            return y, self._pack_states([f[None].copy() for f in fin])
         finals = [np.empty(self._state_shape(B), self.dtype) for _ in range(self.n_states)]
         caches, masks = [], []
         inp = x
@@ -169,7 +177,7 @@ class _Recurrent(Module):
             ys = []
             for d in range(D):
                 k = layer * D + d
-                s0 = tuple(np.zeros((B, H), self.dtype) if s is None else s[k] for s in states0)
+                s0 = tuple(None if s is None else s[k] for s in states0)  # None: zeros
                 if D == 2:
                     y_buf = self._buffer(("y", k), (T, B, H))
                 else:
@@ -193,7 +201,8 @@ class _Recurrent(Module):
                 out = np.multiply(out, mask, out=self._buffer(("dropped", layer), out.shape))
             masks.append(mask)
             inp = out
-        self._saved = _Saved(T, B, lengths, caches, masks) if is_grad_enabled() else None
+        if grad:
+            self._saved = _Saved(T, B, lengths, caches, masks)
         y = inp.transpose(1, 0, 2) if self.batch_first else inp
         return y, self._pack_states(finals)
 
@@ -215,6 +224,12 @@ class _Recurrent(Module):
             dy = self._time_major("dy", dy, shape)
         names = ("dh_n", "dc_n")[:self.n_states]
         dstates_n = self._check_states(dh_n, B, names)
+        if L == 1 and D == 1:  # the common case, as in forward
+            dx, ds0 = self._direction_backward(dy, tuple(None if s is None else s[0] for s in dstates_n),
+                                               saved.caches[0], saved.lengths, self._weights(self.params, 0, 0),
+                                               self._weights(self.grads, 0, 0), None)
+            dx = dx.transpose(1, 0, 2) if self.batch_first else dx
+            return dx, self._pack_states([d[None] for d in ds0])
         dstates0 = [np.empty(self._state_shape(B), self.dtype) for _ in range(self.n_states)]
         grad = dy
         for layer in reversed(range(L)):

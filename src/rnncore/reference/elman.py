@@ -73,7 +73,7 @@ def elman_forward(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh", lengths=No
     valid = valid_mask(T, B, lengths, bool)
     h = np.empty((T + 1, B, H), x.dtype)
     y = np.empty((T, B, H), x.dtype)
-    h[T if reverse else 0] = h0
+    h[T if reverse else 0] = 0 if h0 is None else h0
     for t in step_order(T, reverse):
         h_prev = h[prev_index(t, reverse)]
         h_t = activate(pre[t] + h_prev @ w_hh.T, nonlinearity)

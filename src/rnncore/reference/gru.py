@@ -138,7 +138,7 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after=True, lengths=None, r
     y = np.empty((T, B, H), x.dtype)
     gates = np.empty((T, B, 3 * H), x.dtype)
     hn = np.empty((T, B, H), x.dtype)
-    h[T if reverse else 0] = h0
+    h[T if reverse else 0] = 0 if h0 is None else h0
     for t in step_order(T, reverse):
         p = prev_index(t, reverse)
         gates[t], hn[t], h_t = _cell(ax[t], h[p], w_hh, b_hh, reset_after)

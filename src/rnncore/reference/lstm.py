@@ -125,8 +125,8 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_ch=None, lengths=None, rev
     c = np.empty((T + 1, B, H), x.dtype)
     y = np.empty((T, B, H), x.dtype)
     gates = np.empty((T, B, 4 * H), x.dtype)
-    h[T if reverse else 0] = h0
-    c[T if reverse else 0] = c0
+    h[T if reverse else 0] = 0 if h0 is None else h0
+    c[T if reverse else 0] = 0 if c0 is None else c0
     for t in step_order(T, reverse):
         p, n = prev_index(t, reverse), next_index(t, reverse)
         gates[t], c_t = _gates(pre[t] + h[p] @ w_hh.T, c[p], w_ch)
