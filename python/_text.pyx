@@ -73,3 +73,26 @@ def batchify(const int32_t[::1] ids, Py_ssize_t batch_size, Py_ssize_t steps):
                 x[c, t, b] = ids[pos]
                 y[c, t, b] = ids[pos + 1]
     return inputs, targets
+
+
+def sample_index(const double[::1] probs, double u):
+    """The index i with cumsum(probs)[i-1] <= u * sum(probs) < cumsum(probs)[i]: one draw
+    from the categorical distribution probs given a uniform u in [0, 1)."""
+    cdef Py_ssize_t i, n = probs.shape[0]
+    cdef double total = 0, acc = 0
+    if n == 0:
+        raise ValueError("probs: empty")
+    for i in range(n):
+        if not probs[i] >= 0:
+            raise ValueError(f"probs: entry {i} is {probs[i]} (expected finite and >= 0)")
+        total += probs[i]
+    if not 0 < total < float("inf"):
+        raise ValueError("probs: the total must be positive and finite")
+    u *= total
+    for i in range(n):
+        acc += probs[i]
+        if u < acc:
+            return i
+    for i in range(n - 1, -1, -1):  # u rounded up to the total: the last possible index
+        if probs[i] > 0:
+            return i

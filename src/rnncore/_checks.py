@@ -96,3 +96,16 @@ def lengths(value, T, B):
 
 def _fmt(shape):
     return "(" + ", ".join("?" if s is None else str(s) for s in shape) + ")"
+
+
+def ids(name, value, n):
+    """Integer class or token ids, each in [0, n). Returns an int64 array (a copy only
+    when the caller's is not already int64 and contiguous)."""
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{name}: expected an integer numpy.ndarray, got {type(value).__name__}")
+    if value.dtype.kind not in "iu":
+        raise TypeError(f"{name}: expected an integer array, got {value.dtype}")
+    if value.size and (value.min() < 0 or value.max() >= n):
+        bad = value[(value < 0) | (value >= n)].flat[0]
+        raise ValueError(f"{name}: every id must be in [0, {n}), got {bad}")
+    return np.ascontiguousarray(value, dtype=np.int64)

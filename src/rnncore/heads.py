@@ -1,4 +1,4 @@
-"""Output layers that sit on top of a recurrent layer."""
+"""Layers that sit around a recurrent layer: a dense output layer and an embedding."""
 
 from __future__ import annotations
 
@@ -51,3 +51,70 @@ class Linear(Module):
         if "bias" in self.grads:
             self.grads["bias"] += dy2.sum(0)
         return (dy2 @ self.params["weight"]).reshape(self._lead + (self.in_features,))
+
+
+class Embedding(Module):
+    """Lookup table ``weight[ids]``: integer ids (...) -> vectors (..., embedding_dim).
+    PyTorch's name and shape (``weight`` [num_embeddings, embedding_dim]) and
+    initialisation N(0, 1). ``backward`` adds into grads['weight'] (rows of repeated ids
+    sum) and returns None: ids have no gradient."""
+
+    def __init__(self, num_embeddings, embedding_dim, *, dtype=np.float32, seed=None):
+        super().__init__(dtype)
+        self.num_embeddings = _checks.positive_int("num_embeddings", num_embeddings)
+        self.embedding_dim = _checks.positive_int("embedding_dim", embedding_dim)
+        rng = np.random.default_rng(seed)
+        self._add_param("weight", rng.standard_normal((self.num_embeddings, self.embedding_dim)))
+        self._ids = None
+
+    def __call__(self, ids):
+        return self.forward(ids)
+
+    def forward(self, ids):
+        ids = _checks.ids("ids", ids, self.num_embeddings)
+        self._ids = ids if is_grad_enabled() else None
+        return self.params["weight"][ids]
+
+    def backward(self, dy):
+        if self._ids is None:
+            raise RuntimeError("backward: no saved forward pass (call forward first)")
+        dy = _checks.array("dy", dy, self.dtype, self._ids.shape + (self.embedding_dim,))
+        np.add.at(self.grads["weight"], self._ids.reshape(-1), dy.reshape(-1, self.embedding_dim))
+        return None
+
+
+class Activation:
+    """Elementwise tanh, sigmoid or relu with forward/backward (no parameters), for
+    composing feed-forward pieces such as the hidden layer of a Jordan network."""
+
+    params: dict = {}
+    grads: dict = {}
+
+    def __init__(self, kind="tanh"):
+        from .reference.common import NONLINEARITIES
+        self.kind = _checks.one_of("kind", kind, NONLINEARITIES)
+        self._y = None
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    def forward(self, x):
+        from .reference.common import activate
+        y = activate(np.asarray(x), self.kind)
+        self._y = y if is_grad_enabled() else None
+        return y
+
+    def backward(self, dy):
+        from .reference.common import activate_grad
+        if self._y is None:
+            raise RuntimeError("backward: no saved forward pass (call forward first)")
+        return dy * activate_grad(self._y, self.kind)
+
+    def zero_grad(self):
+        pass
+
+    def train(self, mode=True):
+        return self
+
+    def __repr__(self):
+        return f"Activation({self.kind!r})"

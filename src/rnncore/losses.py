@@ -1,4 +1,5 @@
-"""Losses with explicit forward and backward."""
+"""Losses with explicit forward and backward: forward returns the loss as a Python float
+and saves what backward needs; backward returns d(loss)/d(prediction)."""
 
 from __future__ import annotations
 
@@ -9,21 +10,21 @@ from . import _checks, _core
 
 class SoftmaxCrossEntropy:
     """Softmax cross-entropy over the last axis of logits (..., V) against integer targets
-    (...). Stable (max subtracted, log-sum-exp), computed natively in one pass.
+    (...), computed natively in one pass (max subtracted, log-sum-exp: no overflow).
 
-    Positions whose target equals ``ignore_index`` count for nothing. ``reduction`` is
-    "mean" (over counted positions) or "sum". ``forward`` returns the loss as a Python
-    float; ``backward()`` returns d(loss)/d(logits)."""
+    Positions whose target equals ``ignore_index``, or where ``mask`` (same shape as
+    targets, boolean) is False, count for nothing and get a zero gradient. ``reduction``
+    is "mean" (over counted positions; 0 when there are none) or "sum"."""
 
     def __init__(self, ignore_index=-100, reduction="mean"):
         self.ignore_index = int(ignore_index)
         self.reduction = _checks.one_of("reduction", reduction, ("mean", "sum"))
         self._saved = None
 
-    def __call__(self, logits, targets):
-        return self.forward(logits, targets)
+    def __call__(self, logits, targets, mask=None):
+        return self.forward(logits, targets, mask)
 
-    def forward(self, logits, targets):
+    def forward(self, logits, targets, mask=None):
         if not isinstance(logits, np.ndarray) or logits.ndim < 1:
             raise TypeError("logits: expected a numpy.ndarray (..., V) of float32 or float64")
         if logits.dtype not in _checks.FLOAT_DTYPES:
@@ -34,8 +35,16 @@ class SoftmaxCrossEntropy:
             raise ValueError(f"targets: expected shape {logits.shape[:-1]} (logits without its last "
                              f"axis), got {targets.shape}")
         V = logits.shape[-1]
+        if V == 0:
+            raise ValueError("logits: the class axis is empty")
+        t = np.array(targets, dtype=np.int64).reshape(-1)
+        if mask is not None:
+            if not isinstance(mask, np.ndarray) or mask.shape != targets.shape:
+                raise ValueError(f"mask: expected a boolean array of shape {targets.shape}")
+            if mask.dtype != np.bool_:
+                raise TypeError(f"mask: expected a boolean array, got {mask.dtype}")
+            t[~mask.reshape(-1)] = self.ignore_index
         z = np.ascontiguousarray(logits).reshape(-1, V)
-        t = np.ascontiguousarray(targets, dtype=np.int64).reshape(-1)
         loss_rows, probs = _core.softmax_xent_forward(z, t, self.ignore_index)
         count = int(np.count_nonzero(t != self.ignore_index))
         self._saved = (probs, t, count, logits.shape)
@@ -47,6 +56,8 @@ class SoftmaxCrossEntropy:
     @property
     def probs(self):
         """Softmax probabilities of the last forward, shaped like its logits."""
+        if self._saved is None:
+            raise RuntimeError("probs: no forward pass yet")
         probs, _, _, shape = self._saved
         return probs.reshape(shape)
 
@@ -58,3 +69,38 @@ class SoftmaxCrossEntropy:
         if self.reduction == "mean":
             scale = scale / count if count else 0.0
         return _core.softmax_xent_backward(probs, t, self.ignore_index, scale).reshape(shape)
+
+
+class MSELoss:
+    """Mean squared error between predictions and targets of the same shape.
+
+    reduction "mean" averages over every element, "sum" adds them; ``half=True`` is the
+    notes' 1/2 * sum of squares variant (its gradient is just the error)."""
+
+    def __init__(self, reduction="mean", half=False):
+        self.reduction = _checks.one_of("reduction", reduction, ("mean", "sum"))
+        self.half = bool(half)
+        self._saved = None
+
+    def __call__(self, pred, target):
+        return self.forward(pred, target)
+
+    def forward(self, pred, target):
+        if not isinstance(pred, np.ndarray) or pred.dtype not in _checks.FLOAT_DTYPES:
+            raise TypeError("pred: expected a float32 or float64 numpy.ndarray")
+        target = _checks.array("target", target, pred.dtype, pred.shape)
+        err = pred - target
+        self._saved = err
+        total = float(np.sum(err.astype(np.float64) ** 2))
+        if self.half:
+            total *= 0.5
+        return total / err.size if self.reduction == "mean" and err.size else total
+
+    def backward(self, scale=1.0):
+        if self._saved is None:
+            raise RuntimeError("backward: no saved forward pass (call forward first)")
+        err = self._saved
+        factor = scale * (1.0 if self.half else 2.0)
+        if self.reduction == "mean" and err.size:
+            factor /= err.size
+        return (err * factor).astype(err.dtype, copy=False)

@@ -1,15 +1,12 @@
-"""The pieces the demo stands on: the Cython text pipeline, the native softmax
-cross-entropy, the Linear head, Adam, and the demo itself."""
+"""The Cython text pipeline, the native softmax cross-entropy and the Linear head."""
 
 import numpy as np
 import pytest
 
 from rnn_testing import FD_EPS, assert_close
 from rnncore import _core
-from rnncore.__main__ import main as demo_main
 from rnncore.heads import Linear
 from rnncore.losses import SoftmaxCrossEntropy
-from rnncore.optim import Adam
 from rnncore.text import UNKNOWN, Vocab, batchify
 
 
@@ -114,21 +111,3 @@ def test_linear_gradients():
     assert_close(lin.grads["bias"], w.reshape(-1, 3).sum(0), 1e-14, "db")
     with pytest.raises(ValueError, match="x"):
         lin.forward(np.zeros((2, 5)))
-
-
-def test_adam_minimises_a_quadratic():
-    p = {"w": np.array([3.0, -2.0])}
-    g = {"w": np.zeros(2)}
-    opt = Adam(p, g, lr=0.1)
-    for _ in range(500):
-        g["w"][:] = 2 * p["w"]
-        opt.step()
-    assert np.abs(p["w"]).max() < 1e-2
-
-
-def test_demo_loss_falls(capsys):
-    demo_main(["--steps", "120", "--hidden", "32"])
-    out = capsys.readouterr().out
-    first = float(out.split("step    0  loss ")[1].split()[0])
-    final = float(out.split("done in")[1].split(": ")[1].split()[0])
-    assert final < 0.5 * first

@@ -1,0 +1,15 @@
+"""Runnable examples of the seed notes' architectures, each training in seconds on data
+it generates: ``python -m rnncore.examples.<name>``.
+
+detector     many-to-one: flag sequences in which a pattern occurred
+tagging      many-to-many: tag every position with the running parity
+seq2seq      encoder-decoder: sort a digit sequence (teacher forcing, greedy decoding)
+generation   one-to-many: generate a sequence from a start token, sampling until <end>
+context      bidirectional and stacked layers: a task that needs the future
+jordan       output-to-hidden (Jordan) recurrence trained with teacher forcing
+gradients    vanishing and exploding gradients, measured, and what clipping does
+
+Each module has ``run(...)`` returning its metrics (the tests call it) and ``main()``.
+"""
+
+EXAMPLES = ("detector", "tagging", "seq2seq", "generation", "context", "jordan", "gradients")
