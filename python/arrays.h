@@ -235,6 +235,15 @@ Dims recurrent_dims(const py::array& x, const py::array& w_hh, index_t G, bool s
     checked<scalar_t>(x, "x", {d.B, d.I});
   }
   if (d.I <= 0) throw py::value_error("x: the input size (its last dimension) must be positive");
+  // BLAS indexes with 32-bit integers: every GEMM dimension (T*B rows, G*H, I) must fit.
+  // Checked here, before any allocation or thread starts. (Sizes are products of the
+  // dimensions of C-contiguous arrays that exist, so they cannot overflow 64 bits.)
+  constexpr index_t limit = 2147483647;
+  if (d.T * d.B > limit)
+    throw py::value_error("x: T*B = " + std::to_string(d.T * d.B) +
+                          " rows exceed the 2**31-1 that BLAS can index; split the batch or the sequence");
+  if (G * H > limit || d.I > limit)
+    throw py::value_error("w_hh, x: a gate or input dimension exceeds the 2**31-1 that BLAS can index");
   return d;
 }
 

@@ -23,7 +23,7 @@ def test_tiny_model_learns_well_below_unigram(tmp_path, capsys):
     assert val < unigram - 1.2, line
     assert png.read_bytes()[:4] == b"\x89PNG"
     with np.load(ck, allow_pickle=False) as f:  # a plain, pickle-free archive
-        assert "meta" in f.files and any(k.startswith("param.") for k in f.files)
+        assert "__manifest__" in f.files and any(k.startswith("param.") for k in f.files)
 
 
 def test_resume_continues_the_same_run(tmp_path, capsys):

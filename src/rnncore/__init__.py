@@ -12,6 +12,7 @@ from ._module import Module, is_grad_enabled, no_grad
 from ._threads import _register_threadpoolctl, get_num_threads, set_num_threads
 from .backends import BACKENDS, backend_available
 from .cells import GRUCell, LSTMCell, RNNCell
+from .checkpoint import CheckpointError
 from .gradcheck import GradcheckReport, gradcheck, gradcheck_module
 from .heads import Embedding, Linear
 from .layers import GRU, LSTM, RNN
@@ -27,7 +28,7 @@ _register_threadpoolctl()
 __all__ = [
     "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "Linear", "Embedding", "Sequential",
     "SoftmaxCrossEntropy", "MSELoss", "SGD", "Adagrad", "Adam", "clip_grad_norm", "clip_grad_value",
-    "gradcheck", "gradcheck_module", "GradcheckReport", "tbptt", "generate", "sample_logits",
+    "gradcheck", "gradcheck_module", "GradcheckReport", "tbptt", "generate", "sample_logits", "CheckpointError",
     "Module", "no_grad", "is_grad_enabled", "BACKENDS", "backend_available", "set_num_threads",
     "get_num_threads", "__version__",
 ]

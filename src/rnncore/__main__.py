@@ -11,17 +11,16 @@ the validation loss in bits per character against the unigram baseline.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
-import tempfile
 import time
 from importlib import resources
 
 import numpy as np
 
 import rnncore
+from rnncore import checkpoint
 from rnncore.text import Vocab, batchify
 
 DEFAULTS = dict(hidden=256, layers=2, embed=64, batch=32, bptt=64, steps=2000, lr=2e-3, clip=5.0, dropout=0.0,
@@ -88,7 +87,7 @@ class LanguageModel:
         self.state = None
         self.history = []  # (step, train bits, val bits or nan)
 
-    # --- checkpoints: plain arrays, np.load(allow_pickle=False) reads them ---------------
+    # --- checkpoints (rnncore.checkpoint: pickle-free, atomic, verified) ----------------
     def save(self, path):
         arrays = {f"param.{k}": v for k, v in self.model.params.items()}
         arrays.update({f"opt.{k}": v for k, v in self.opt.state_dict().items()})
@@ -96,35 +95,21 @@ class LanguageModel:
             h, c = self.state[0]
             arrays["state.h"], arrays["state.c"] = h, c
         arrays["history"] = np.array(self.history, np.float64).reshape(-1, 3)
-        lstm = self.model[1]
-        meta = dict(config=self.cfg, chars=self.vocab.chars, step=self.step,
-                    dropout_rng=lstm.rng.bit_generator.state, format="rnncore-lm-1")
-        arrays["meta"] = np.array(json.dumps(meta))
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)  # atomic: an interrupted run leaves the previous checkpoint
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        meta = dict(kind="rnncore-lm", config=self.cfg, chars=self.vocab.chars, step=self.step,
+                    dropout_rng=self.model[1].rng.bit_generator.state)
+        checkpoint.save(path, arrays, meta)
 
     @classmethod
     def load(cls, path, backend):
-        with np.load(path, allow_pickle=False) as f:
-            data = {k: f[k] for k in f.files}
-        meta = json.loads(str(data["meta"]))
-        if meta.get("format") != "rnncore-lm-1":
-            raise ValueError(f"{path}: not an rnncore language-model checkpoint")
-        vocab = Vocab(meta["chars"][2:])
-        lm = cls(meta["config"], vocab, backend)
+        data, meta = checkpoint.load(path)
+        if meta.get("kind") != "rnncore-lm":
+            raise checkpoint.CheckpointError(f"{path}: not a language-model checkpoint of python -m rnncore")
+        lm = cls(meta["config"], Vocab(meta["chars"][2:]), backend)
         lm.model.load_state_dict({k[6:]: v for k, v in data.items() if k.startswith("param.")})
         lm.opt.load_state_dict({k[4:]: v for k, v in data.items() if k.startswith("opt.")})
         lm.step = int(meta["step"])
         if "state.h" in data:
-            lm.state = [(data["state.h"].astype(np.float32), data["state.c"].astype(np.float32))]
+            lm.state = [(data["state.h"], data["state.c"])]
         lm.history = [tuple(r) for r in data["history"]]
         lm.model[1].rng.bit_generator.state = meta["dropout_rng"]
         return lm

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numbers
 import operator
+import os
 
 import numpy as np
 
@@ -109,3 +110,28 @@ def ids(name, value, n):
         bad = value[(value < 0) | (value >= n)].flat[0]
         raise ValueError(f"{name}: every id must be in [0, {n}), got {bad}")
     return np.ascontiguousarray(value, dtype=np.int64)
+
+
+def physical_memory():
+    """Bytes of RAM on this machine (None when the platform does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def fits_in_memory(nbytes, what):
+    """Raise MemoryError before allocating something larger than the machine's RAM: such
+    an allocation can only fail, or succeed and get the process killed when touched."""
+    ram = physical_memory()
+    if ram is not None and nbytes > ram:
+        raise MemoryError(f"{what} would need {nbytes / 2 ** 30:,.1f} GiB; this machine has "
+                          f"{ram / 2 ** 30:,.1f} GiB of RAM")
+
+
+def uniform(rng, bound, shape, dtype):
+    """U(-bound, bound) drawn straight into dtype (no float64 intermediate)."""
+    a = rng.random(shape, dtype=dtype)
+    a *= 2 * bound
+    a -= bound
+    return a

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 
@@ -41,6 +42,15 @@ class no_grad:
         return wrapper
 
 
+def exclusive(method):
+    """Run a Module method under the module's one-thread-at-a-time guard."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self._exclusive(method.__name__):
+            return method(self, *args, **kwargs)
+    return wrapper
+
+
 class Module:
     """Parameters in ``params`` and their gradients in ``grads``, both dicts of
     NumPy arrays keyed by PyTorch's parameter names. ``backward`` adds into
@@ -52,6 +62,19 @@ class Module:
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self.training = True
+        self._busy = threading.Lock()
+
+    @contextlib.contextmanager
+    def _exclusive(self, what):
+        """A layer keeps what its last forward saved for backward, so two threads may not
+        run it at once: the second gets a clear error instead of corrupted state."""
+        if not self._busy.acquire(blocking=False):
+            raise RuntimeError(f"{type(self).__name__}.{what}: this layer is already running in another thread; "
+                               f"give each thread its own layer (load_state_dict copies weights)")
+        try:
+            yield
+        finally:
+            self._busy.release()
 
     def _add_param(self, name, value):
         self.params[name] = np.ascontiguousarray(value, dtype=self.dtype)
@@ -81,6 +104,19 @@ class Module:
     def state_dict(self):
         """Copies of the parameters, keyed by PyTorch's names, in PyTorch's order."""
         return {name: p.copy() for name, p in self.params.items()}
+
+    def save(self, path, meta=None):
+        """Write the parameters to a verified, pickle-free checkpoint (rnncore.checkpoint)."""
+        from . import checkpoint
+        checkpoint.save(path, self.state_dict(), {"class": type(self).__name__, **(meta or {})})
+
+    def load(self, path):
+        """Load parameters saved by save(); returns the checkpoint's meta dict. Raises
+        CheckpointError for a damaged file, KeyError/ValueError for another model's."""
+        from . import checkpoint
+        arrays, meta = checkpoint.load(path)
+        self.load_state_dict(arrays)
+        return meta
 
     def load_state_dict(self, state, strict=True):
         """Copy parameters in place from a mapping of name -> array.

@@ -38,8 +38,10 @@ class _Cell(Module):
             shapes.update(bias_ih=(G * H,), bias_hh=(G * H,))
         shapes.update(self._extra_params())
         bound = 1.0 / math.sqrt(H)
+        _checks.fits_in_memory(2 * sum(math.prod(s) for s in shapes.values()) * self.dtype.itemsize,
+                               f"{type(self).__name__}'s parameters and gradients")
         for name, shape in shapes.items():
-            self._add_param(name, self.rng.uniform(-bound, bound, shape))
+            self._add_param(name, _checks.uniform(self.rng, bound, shape, self.dtype))
 
     def _extra_params(self):
         return {}
@@ -77,13 +79,21 @@ class _Cell(Module):
                                "last in first out; forwards under rnncore.no_grad() save nothing)")
         return self._stack[-1]
 
+    def __call__(self, x, state=None):
+        return self.forward(x, state)
+
+    def forward(self, x, state=None):
+        with self._exclusive("forward"):
+            return self._forward(x, state)
+
+    def backward(self, dstate):
+        with self._exclusive("backward"):
+            return self._backward(dstate)
+
     def _push(self, record):
         if is_grad_enabled():
             # copies: a caller that reuses its input buffer must not change what backward reads
             self._stack.append(tuple(a.copy() if isinstance(a, np.ndarray) else a for a in record))
-
-    def __call__(self, x, state=None):
-        return self.forward(x, state)
 
     def __repr__(self):
         return f"{type(self).__name__}({self.input_size}, {self.hidden_size}, dtype={self.dtype}, backend={self.backend!r})"
@@ -97,7 +107,7 @@ class RNNCell(_Cell):
         self.nonlinearity = _checks.one_of("nonlinearity", nonlinearity, NONLINEARITIES)
         super().__init__(input_size, hidden_size, bias, dtype, backend, seed)
 
-    def forward(self, x, h=None):
+    def _forward(self, x, h=None):
         """x (B,I), h (B,H) or None -> h' (B,H)."""
         x = self._check_x(x)
         (h,) = self._check_state(h, x.shape[0], ("h",))
@@ -106,7 +116,7 @@ class RNNCell(_Cell):
         self._push((x, h, h_new))
         return h_new
 
-    def backward(self, dh):
+    def _backward(self, dh):
         """dh (B,H) reaching the state of the latest unconsumed step -> (dx, dh_prev)."""
         x, h_prev, h = self._top()
         dh = _checks.array("dh", dh, self.dtype, h.shape)
@@ -130,7 +140,7 @@ class LSTMCell(_Cell):
     def _extra_params(self):
         return {"weight_ch": (3 * self.hidden_size,)} if self.peephole else {}
 
-    def forward(self, x, state=None):
+    def _forward(self, x, state=None):
         """x (B,I), state (h, c) or None -> (h', c')."""
         x = self._check_x(x)
         h, c = self._check_state(state, x.shape[0], ("h", "c"))
@@ -139,7 +149,7 @@ class LSTMCell(_Cell):
         self._push((x, h, c, c_new, gates))
         return h_new, c_new
 
-    def backward(self, dstate):
+    def _backward(self, dstate):
         """dstate (dh, dc), either may be None -> (dx, (dh_prev, dc_prev))."""
         x, h_prev, c_prev, c, gates = self._top()
         if not isinstance(dstate, (tuple, list)) or len(dstate) != 2:
@@ -167,7 +177,7 @@ class GRUCell(_Cell):
         self.reset_after = bool(reset_after)
         super().__init__(input_size, hidden_size, bias, dtype, backend, seed)
 
-    def forward(self, x, h=None):
+    def _forward(self, x, h=None):
         """x (B,I), h (B,H) or None -> h' (B,H)."""
         x = self._check_x(x)
         (h,) = self._check_state(h, x.shape[0], ("h",))
@@ -176,7 +186,7 @@ class GRUCell(_Cell):
         self._push((x, h, gates, hn))
         return h_new
 
-    def backward(self, dh):
+    def _backward(self, dh):
         """dh (B,H) reaching the state of the latest unconsumed step -> (dx, dh_prev)."""
         x, h_prev, gates, hn = self._top()
         dh = _checks.array("dh", dh, self.dtype, h_prev.shape)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from . import _checks
-from ._module import Module, is_grad_enabled
+from ._module import Module, exclusive, is_grad_enabled
 
 
 class Linear(Module):
@@ -21,14 +21,17 @@ class Linear(Module):
         self.out_features = _checks.positive_int("out_features", out_features)
         rng = np.random.default_rng(seed)
         bound = 1.0 / math.sqrt(self.in_features)
-        self._add_param("weight", rng.uniform(-bound, bound, (self.out_features, self.in_features)))
+        _checks.fits_in_memory(2 * (self.in_features + 1) * self.out_features * self.dtype.itemsize,
+                               "Linear's parameters and gradients")
+        self._add_param("weight", _checks.uniform(rng, bound, (self.out_features, self.in_features), self.dtype))
         if bias:
-            self._add_param("bias", rng.uniform(-bound, bound, (self.out_features,)))
+            self._add_param("bias", _checks.uniform(rng, bound, (self.out_features,), self.dtype))
         self._x = None
 
     def __call__(self, x):
         return self.forward(x)
 
+    @exclusive
     def forward(self, x):
         if not isinstance(x, np.ndarray) or x.ndim < 1:
             raise TypeError(f"x: expected a numpy.ndarray of {self.dtype} with last axis {self.in_features}")
@@ -41,6 +44,7 @@ class Linear(Module):
         self._lead = x.shape[:-1]
         return y.reshape(x.shape[:-1] + (self.out_features,))
 
+    @exclusive
     def backward(self, dy):
         """dy (..., out_features) -> dx; adds into grads['weight'] and grads['bias']."""
         if self._x is None:
@@ -64,17 +68,21 @@ class Embedding(Module):
         self.num_embeddings = _checks.positive_int("num_embeddings", num_embeddings)
         self.embedding_dim = _checks.positive_int("embedding_dim", embedding_dim)
         rng = np.random.default_rng(seed)
-        self._add_param("weight", rng.standard_normal((self.num_embeddings, self.embedding_dim)))
+        _checks.fits_in_memory(2 * self.num_embeddings * self.embedding_dim * self.dtype.itemsize,
+                               "Embedding's parameters and gradients")
+        self._add_param("weight", rng.standard_normal((self.num_embeddings, self.embedding_dim), dtype=self.dtype))
         self._ids = None
 
     def __call__(self, ids):
         return self.forward(ids)
 
+    @exclusive
     def forward(self, ids):
         ids = _checks.ids("ids", ids, self.num_embeddings)
         self._ids = ids if is_grad_enabled() else None
         return self.params["weight"][ids]
 
+    @exclusive
     def backward(self, dy):
         if self._ids is None:
             raise RuntimeError("backward: no saved forward pass (call forward first)")

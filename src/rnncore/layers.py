@@ -59,17 +59,21 @@ class _Recurrent(Module):
         self._buffers = {}
         H, G = self.hidden_size, self.G
         bound = 1.0 / math.sqrt(H)
+        shapes = {}
         for layer in range(self.num_layers):
             layer_in = self.input_size if layer == 0 else H * self.num_directions
             for d in range(self.num_directions):
                 sfx = self._suffix(layer, d)
-                shapes = {f"weight_ih{sfx}": (G * H, layer_in), f"weight_hh{sfx}": (G * H, H)}
+                shapes[f"weight_ih{sfx}"] = (G * H, layer_in)
+                shapes[f"weight_hh{sfx}"] = (G * H, H)
                 if self.bias:
                     shapes[f"bias_ih{sfx}"] = (G * H,)
                     shapes[f"bias_hh{sfx}"] = (G * H,)
                 shapes.update(self._extra_params(sfx))
-                for name, shape in shapes.items():
-                    self._add_param(name, self.rng.uniform(-bound, bound, shape))
+        count = sum(math.prod(s) for s in shapes.values())
+        _checks.fits_in_memory(2 * count * self.dtype.itemsize, f"{type(self).__name__}'s parameters and gradients")
+        for name, shape in shapes.items():
+            self._add_param(name, _checks.uniform(self.rng, bound, shape, self.dtype))
 
     # ---- per-cell hooks -------------------------------------------------------------
     def _extra_params(self, sfx):
@@ -142,6 +146,20 @@ class _Recurrent(Module):
         return self.forward(x, h0, lengths)
 
     def forward(self, x, h0=None, lengths=None):
+        with self._exclusive("forward"):
+            return self._forward(x, h0, lengths)
+
+    def backward(self, dy=None, dh_n=None):
+        """Backpropagate through the last forward.
+
+        dy: gradient of the loss with respect to y (same shape as y), or None.
+        dh_n: gradient with respect to the final state (LSTM: a tuple (dh_n, dc_n),
+        either may be None), or None. Adds every parameter gradient into ``grads``
+        and returns (dx, dh0) (LSTM: (dx, (dh0, dc0)))."""
+        with self._exclusive("backward"):
+            return self._backward(dy, dh_n)
+
+    def _forward(self, x, h0=None, lengths=None):
         """x: (T,B,I), or (B,T,I) with batch_first. h0: (L*D,B,H) or None for zeros
         (LSTM: a tuple (h0, c0), either may be None). lengths: B integers in [0,T].
 
@@ -151,6 +169,8 @@ class _Recurrent(Module):
         x_in = x
         x = self._time_major("x", x, (None, None, self.input_size))
         T, B = x.shape[0], x.shape[1]
+        _checks.fits_in_memory(self.num_layers * self.num_directions * (T + 1) * B * self.hidden_size
+                               * (self.G + 3) * self.dtype.itemsize, f"{type(self).__name__}.forward's activations")
         states0 = self._check_states(h0, B, ("h0", "c0")[:self.n_states])
         lengths = _checks.lengths(lengths, T, B)
         self._saved = None  # its buffers are about to be reused
@@ -206,13 +226,7 @@ class _Recurrent(Module):
         y = inp.transpose(1, 0, 2) if self.batch_first else inp
         return y, self._pack_states(finals)
 
-    def backward(self, dy=None, dh_n=None):
-        """Backpropagate through the last forward.
-
-        dy: gradient of the loss with respect to y (same shape as y), or None.
-        dh_n: gradient with respect to the final state (LSTM: a tuple (dh_n, dc_n),
-        either may be None), or None. Adds every parameter gradient into ``grads``
-        and returns (dx, dh0) (LSTM: (dx, (dh0, dc0)))."""
+    def _backward(self, dy=None, dh_n=None):
         saved = self._saved
         if saved is None:
             raise RuntimeError("backward: no saved forward pass (call forward first, "
