@@ -68,7 +68,7 @@ def load(path):
     """Read and verify a checkpoint. Returns (arrays, meta)."""
     path = os.fspath(path)
     try:
-        with np.load(path, allow_pickle=False) as f:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:  # fh: closed even if np.load fails
             files = set(f.files)
             if _MANIFEST not in files:
                 raise CheckpointError(f"{path}: not an rnncore checkpoint (no manifest)")
