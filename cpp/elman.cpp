@@ -104,15 +104,15 @@ void elman_forward(scalar_t* y, scalar_t* h, const scalar_t* x, const scalar_t* 
                    const index_t* lengths, bool reverse, index_t T, index_t B, index_t I, index_t H,
                    scalar_t* workspace) {
   const index_t BH = B * H;
-  scalar_t* packed = workspace;
-  const seq::LoopPlan plan = seq::plan_loop<scalar_t>(B, H, 1);
+  const auto rw = seq::step_weights<scalar_t>(T, workspace, w_hh, H, true, H, H);
+  const seq::LoopPlan plan = seq::plan_loop<scalar_t>(T, B, H, 1);
   const int nt = plan.nt;
   auto step = [&](index_t s, index_t b0, index_t b1, index_t u0, index_t u1) {
     if (b1 <= b0 || u1 <= u0) return;
     const index_t t = seq::time_of(s, T, reverse);
     const index_t pv = seq::prev_slot(t, reverse) * BH + b0 * H, nx = seq::next_slot(t, reverse) * BH + b0 * H;
     scalar_t* y_t = y + t * BH + b0 * H;
-    gemm_packed(b1 - b0, u1 - u0, H, h + pv, H, packed, u0, y_t + u0, H, true);
+    rw.product(0, b1 - b0, u1 - u0, h + pv, H, u0, y_t + u0, H, true);
     forward_pointwise(act, y_t, h + nx, h + pv, lengths ? lengths + b0 : nullptr, t, b1 - b0, H, u0, u1);
   };
   seq::single_threaded_blas();
@@ -121,7 +121,7 @@ void elman_forward(scalar_t* y, scalar_t* h, const scalar_t* x, const scalar_t* 
   run_phased(nt, 1 + (plan.by_rows ? 1 : T), nt, [&](index_t phase, int p) {
     if (phase == 0) {
       const Range u = seq::units<scalar_t>(H, p, nt);
-      seq::pack_share(p, nt, packed, w_hh, H, true, H, H, 1);
+      rw.pack(p, nt, 1);
       seq::input_projection(p, nt, y, x, w_ih, b_ih, b_hh, T * B, I, H);
       seq::copy_units(h + (reverse ? T : 0) * BH, h0, B, H, u.begin, u.end);
     } else if (plan.by_rows) {
@@ -149,7 +149,8 @@ void elman_backward(scalar_t* dx, scalar_t* dh0, scalar_t* dw_ih, scalar_t* dw_h
   scalar_t* packed = da + T * BH;
   scalar_t* dh_buf[2] = {packed + packed_size<scalar_t>(H, H, 1), packed + packed_size<scalar_t>(H, H, 1) + BH};
   scalar_t* dbias = dh_buf[1] + BH;
-  const seq::LoopPlan plan = seq::plan_loop<scalar_t>(B, H, 1);
+  const auto rw = seq::step_weights<scalar_t>(T, packed, w_hh, H, false, H, H);
+  const seq::LoopPlan plan = seq::plan_loop<scalar_t>(T, B, H, 1);
   const int nt = plan.nt;
   auto step = [&](index_t s, int part, index_t b0, index_t b1, index_t u0, index_t u1) {
     if (b1 <= b0 || u1 <= u0) return;
@@ -161,14 +162,14 @@ void elman_backward(scalar_t* dx, scalar_t* dh0, scalar_t* dw_ih, scalar_t* dw_h
                          h + seq::next_slot(t, reverse) * BH + b0 * H, lengths ? lengths + b0 : nullptr, t, b1 - b0, H,
                          u0, u1);
     else
-      gemm_packed(b1 - b0, u1 - u0, H, da_t, H, packed, u0, dh_next + u0, H, true);
+      rw.product(0, b1 - b0, u1 - u0, da_t, H, u0, dh_next + u0, H, true);
   };
   seq::single_threaded_blas();
   const index_t last = 1 + (plan.by_rows ? 1 : 2 * T);  // phases as in lstm_backward
   run_phased(nt, last + 1, nt, [&](index_t phase, int p) {
     const Range u = seq::units<scalar_t>(H, p, nt);
     if (phase == 0) {
-      seq::pack_share(p, nt, packed, w_hh, H, false, H, H, 1);
+      rw.pack(p, nt, 1);
       seq::copy_units(dh_buf[0], dh_n, B, H, u.begin, u.end);
       return;
     }

@@ -226,15 +226,14 @@ void gru_forward(scalar_t* y, scalar_t* h, scalar_t* gates, scalar_t* hn, const 
                  bool reset_after, const index_t* lengths, bool reverse, index_t T, index_t B, index_t I, index_t H,
                  scalar_t* workspace) {
   const index_t N = G * H, BH = B * H;
-  scalar_t* packed = workspace;  // w_hh.T, one block per gate
-  const index_t block = block_size<scalar_t>(H, H);
-  scalar_t* hg = packed + packed_size<scalar_t>(H, H, G);  // [B,3H] recurrent product (reset_after)
+  const auto rw = seq::step_weights<scalar_t>(T, workspace, w_hh, H, true, H, H);  // w_hh.T, a block per gate
+  scalar_t* hg = workspace + packed_size<scalar_t>(H, H, G);  // [B,3H] recurrent product (reset_after)
   scalar_t* bias_x = hg + (reset_after ? B * N : 0);       // [3H] bias folded into the projection
   const bool bias = b_ih != nullptr;
   if (bias)  // b_hn stays inside r * (w_hn h + b_hn) when the reset comes after the product
     for (index_t j = 0; j < N; ++j) bias_x[j] = b_ih[j] + (reset_after && j >= 2 * H ? scalar_t(0) : b_hh[j]);
   const scalar_t* b_hn = bias && reset_after ? b_hh + 2 * H : nullptr;
-  const seq::LoopPlan plan = seq::plan_loop<scalar_t>(B, H, G);
+  const seq::LoopPlan plan = seq::plan_loop<scalar_t>(T, B, H, G);
   const int nt = plan.nt;
   // step s, rows [b0,b1), units [u0,u1). The Cho form has two parts (the n product needs
   // r * h_{t-1} for every unit); reset_after has one.
@@ -249,13 +248,13 @@ void gru_forward(scalar_t* y, scalar_t* h, scalar_t* gates, scalar_t* hn, const 
     const index_t* len = lengths ? lengths + b0 : nullptr;
     if (reset_after) {
       scalar_t* hg_t = hg + b0 * N;
-      for (index_t k = 0; k < G; ++k) gemm_packed(rows, nu, H, hp, H, packed + k * block, u0, hg_t + k * H + u0, N, false);
+      for (index_t k = 0; k < G; ++k) rw.product(k, rows, nu, hp, H, u0, hg_t + k * H + u0, N, false);
       forward_pointwise_after(g_t, hn_t, y_t, hnext, hg_t, hp, b_hn, len, t, rows, H, u0, u1);
     } else if (part == 0) {
-      for (index_t k = 0; k < 2; ++k) gemm_packed(rows, nu, H, hp, H, packed + k * block, u0, g_t + k * H + u0, N, true);
+      for (index_t k = 0; k < 2; ++k) rw.product(k, rows, nu, hp, H, u0, g_t + k * H + u0, N, true);
       forward_pointwise_rz(g_t, hn_t, hp, len, t, rows, H, u0, u1);
     } else {
-      gemm_packed(rows, nu, H, hn_t, H, packed + 2 * block, u0, g_t + 2 * H + u0, N, true);
+      rw.product(2, rows, nu, hn_t, H, u0, g_t + 2 * H + u0, N, true);
       forward_pointwise_n(g_t, y_t, hnext, hp, len, t, rows, H, u0, u1);
     }
   };
@@ -264,7 +263,7 @@ void gru_forward(scalar_t* y, scalar_t* h, scalar_t* gates, scalar_t* hn, const 
   run_phased(nt, 1 + (plan.by_rows ? 1 : parts * T), nt, [&](index_t phase, int p) {
     if (phase == 0) {
       const Range u = seq::units<scalar_t>(H, p, nt);
-      seq::pack_share(p, nt, packed, w_hh, H, true, H, H, G);
+      rw.pack(p, nt, G);
       seq::input_projection(p, nt, gates, x, w_ih, bias ? bias_x : nullptr, static_cast<const scalar_t*>(nullptr),
                             T * B, I, N);
       seq::copy_units(h + (reverse ? T : 0) * BH, h0, B, H, u.begin, u.end);
@@ -305,7 +304,10 @@ void gru_backward(scalar_t* dx, scalar_t* dh0, scalar_t* dw_ih, scalar_t* dw_hh,
   scalar_t* dh_buf[2] = {dh_a, dh_a + BH};
   scalar_t* drh = dh_a + 2 * BH;
   scalar_t* dbias = drh + BH;  // [3H]
-  const seq::LoopPlan plan = seq::plan_loop<scalar_t>(B, H, G);
+  const auto rw = reset_after ? seq::step_weights<scalar_t>(T, packed, w_hh, H, false, N, H)
+                              : seq::step_weights<scalar_t>(T, packed, w_hh + 2 * H * H, H, false, H, H);
+  const auto rw_rz = seq::step_weights<scalar_t>(T, packed_rz, w_hh, H, false, 2 * H, H);
+  const seq::LoopPlan plan = seq::plan_loop<scalar_t>(T, B, H, G);
   const int nt = plan.nt;
   // per step: reset_after: gate maths, then dh_{t-1} += dah_t @ w_hh. Cho form: the n and z
   // maths, then drh = da_n @ w_hn and the r maths, then dh_{t-1} += [da_r, da_z] @ w_h{r,z}
@@ -326,14 +328,14 @@ void gru_backward(scalar_t* dx, scalar_t* dh0, scalar_t* dw_ih, scalar_t* dw_hh,
         backward_pointwise_after(dax_t, dah_t, dh_next, dh_cur, dy_t, g_t, hn + t * BH + b0 * H, hp, len, t, rows, H,
                                  u0, u1);
       else
-        gemm_packed(rows, nu, N, dah_t, N, packed, u0, dh_next + u0, H, true);
+        rw.product(0, rows, nu, dah_t, N, u0, dh_next + u0, H, true);
     } else if (part == 0) {
       backward_pointwise_nz(dax_t, dh_next, dh_cur, dy_t, g_t, hp, len, t, rows, H, u0, u1);
     } else if (part == 1) {
-      gemm_packed(rows, nu, H, dax_t + 2 * H, N, packed, u0, drh + b0 * H + u0, H, false);
+      rw.product(0, rows, nu, dax_t + 2 * H, N, u0, drh + b0 * H + u0, H, false);
       backward_pointwise_r(dax_t, dh_next, drh + b0 * H, g_t, hp, len, t, rows, H, u0, u1);
     } else {
-      gemm_packed(rows, nu, 2 * H, dax_t, N, packed_rz, u0, dh_next + u0, H, true);
+      rw_rz.product(0, rows, nu, dax_t, N, u0, dh_next + u0, H, true);
     }
   };
   const index_t last = 1 + (plan.by_rows ? 1 : parts * T);
@@ -341,12 +343,8 @@ void gru_backward(scalar_t* dx, scalar_t* dh0, scalar_t* dw_ih, scalar_t* dw_hh,
   run_phased(nt, last + 1, nt, [&](index_t phase, int p) {
     const Range u = seq::units<scalar_t>(H, p, nt);
     if (phase == 0) {
-      if (reset_after) {
-        seq::pack_share(p, nt, packed, w_hh, H, false, N, H, 1);
-      } else {
-        seq::pack_share(p, nt, packed, w_hh + 2 * H * H, H, false, H, H, 1);
-        seq::pack_share(p, nt, packed_rz, w_hh, H, false, 2 * H, H, 1);
-      }
+      rw.pack(p, nt, 1);
+      if (!reset_after) rw_rz.pack(p, nt, 1);
       seq::copy_units(dh_buf[0], dh_n, B, H, u.begin, u.end);
       return;
     }

@@ -140,9 +140,8 @@ void lstm_forward(scalar_t* y, scalar_t* h, scalar_t* c, scalar_t* gates, const 
                   const scalar_t* b_hh, const scalar_t* w_ch, const index_t* lengths, bool reverse, index_t T,
                   index_t B, index_t I, index_t H, scalar_t* workspace) {
   const index_t N = G * H, BH = B * H;
-  scalar_t* packed = workspace;
-  const index_t block = packed_block<scalar_t>(H, H);
-  const seq::LoopPlan plan = seq::plan_loop<scalar_t>(B, H, G);
+  const auto rw = seq::step_weights<scalar_t>(T, workspace, w_hh, H, true, H, H);
+  const seq::LoopPlan plan = seq::plan_loop<scalar_t>(T, B, H, G);
   const int nt = plan.nt;
   // step s for rows [b0,b1) and units [u0,u1): the recurrent product, then the gate maths
   auto step = [&](index_t s, index_t b0, index_t b1, index_t u0, index_t u1) {
@@ -151,7 +150,7 @@ void lstm_forward(scalar_t* y, scalar_t* h, scalar_t* c, scalar_t* gates, const 
     const index_t pv = seq::prev_slot(t, reverse) * BH + b0 * H, nx = seq::next_slot(t, reverse) * BH + b0 * H;
     scalar_t* g_t = gates + (t * B + b0) * N;
     for (index_t k = 0; k < G; ++k)
-      gemm_packed(b1 - b0, u1 - u0, H, h + pv, H, packed + k * block, u0, g_t + k * H + u0, N, true);
+      rw.product(k, b1 - b0, u1 - u0, h + pv, H, u0, g_t + k * H + u0, N, true);
     const index_t* len = lengths ? lengths + b0 : nullptr;
     scalar_t* y_t = y + t * BH + b0 * H;
     if (w_ch)
@@ -166,7 +165,7 @@ void lstm_forward(scalar_t* y, scalar_t* h, scalar_t* c, scalar_t* gates, const 
   run_phased(nt, 1 + (plan.by_rows ? 1 : T), nt, [&](index_t phase, int p) {
     if (phase == 0) {
       const Range u = seq::units<scalar_t>(H, p, nt);
-      seq::pack_share(p, nt, packed, w_hh, H, true, H, H, G);
+      rw.pack(p, nt, G);
       seq::input_projection(p, nt, gates, x, w_ih, b_ih, b_hh, T * B, I, N);
       const index_t init = reverse ? T : 0;
       seq::copy_units(h + init * BH, h0, B, H, u.begin, u.end);
@@ -199,7 +198,8 @@ void lstm_backward(scalar_t* dx, scalar_t* dh0, scalar_t* dc0, scalar_t* dw_ih, 
   scalar_t* dc = dh_buf[1] + BH;
   scalar_t* dbias = dc + BH;                     // [4H]
   scalar_t* dpeep = dbias + N;                   // [nt][3H]: each task's peephole sums
-  const seq::LoopPlan plan = seq::plan_loop<scalar_t>(B, H, G);
+  const auto rw = seq::step_weights<scalar_t>(T, packed, w_hh, H, false, N, H);
+  const seq::LoopPlan plan = seq::plan_loop<scalar_t>(T, B, H, G);
   const int nt = plan.nt;
   // part 0 of step s: the gate maths (dG_t, dc carried back, dh_next primed); part 1: the
   // product dh_{t-1} += dG_t @ w_hh. Rows [b0,b1), units [u0,u1); task p's peephole sums.
@@ -221,7 +221,7 @@ void lstm_backward(scalar_t* dx, scalar_t* dh0, scalar_t* dc0, scalar_t* dw_ih, 
         backward_pointwise<scalar_t, false>(dg_t, dh_next, dc + b0 * H, nullptr, dh_cur, dy_t, g_t, c + pv, c + nx,
                                             nullptr, len, t, b1 - b0, H, u0, u1);
     } else {
-      gemm_packed(b1 - b0, u1 - u0, N, dg_t, N, packed, u0, dh_next + u0, H, true);
+      rw.product(0, b1 - b0, u1 - u0, dg_t, N, u0, dh_next + u0, H, true);
     }
   };
   seq::single_threaded_blas();
@@ -231,7 +231,7 @@ void lstm_backward(scalar_t* dx, scalar_t* dh0, scalar_t* dc0, scalar_t* dw_ih, 
   run_phased(nt, last + 1, nt, [&](index_t phase, int p) {
     const Range u = seq::units<scalar_t>(H, p, nt);
     if (phase == 0) {
-      seq::pack_share(p, nt, packed, w_hh, H, false, N, H, 1);
+      rw.pack(p, nt, 1);
       seq::copy_units(dh_buf[0], dh_n, B, H, u.begin, u.end);
       seq::copy_units(dc, dc_n, B, H, u.begin, u.end);
       if (w_ch) std::memset(dpeep + p * 3 * H, 0, sizeof(scalar_t) * 3 * H);

@@ -8,7 +8,8 @@
 //
 // Forward: the input projection of all T steps is one GEMM into `gates` (biases
 // folded in); each step adds the recurrent product from weights packed once (see
-// packed_gemm.h) and runs one fused pass of the gate maths over its rows.
+// packed_gemm.h; a single step, T = 1, reads w_hh in place instead, as packing would
+// cost more than it saves) and runs one fused pass of the gate maths over its rows.
 // Threads (parallel.h) each own a slice of the H units for the whole time loop.
 #pragma once
 

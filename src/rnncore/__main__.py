@@ -1,7 +1,7 @@
 """``python -m rnncore``: train a character-level LSTM language model.
 
 With no arguments it trains on a public-domain text that ships with the package for
-about two minutes on two cores: an embedding, a stacked LSTM, a softmax output layer,
+two to three minutes on two cores: an embedding, a stacked LSTM, a softmax output layer,
 truncated BPTT over contiguous batch lanes, Adam with gradient-norm clipping. It shows a
 progress line (loss, tokens per second), prints samples as it goes, writes a checkpoint
 (.npz, loaded without pickle, written atomically) and a loss-curve PNG, and ends with

@@ -3,10 +3,12 @@
 For each cell (Elman RNN, LSTM, GRU) and shape (T, B, I, H) it times a training step
 (forward + backward with every gradient, dx included) and an inference forward, after
 checking that the implementations agree on the same weights and inputs. Variable-length
-cases draw lengths uniformly from [T/2, T]; PyTorch then runs packed sequences.
+cases draw lengths uniformly from [T/2, T]; PyTorch then runs packed sequences. With
+``--step`` it times one step of the cells (RNNCell, LSTMCell, GRUCell) instead.
 
 All implementations run with the same thread count (``--threads``) in one process,
-alternating in blocks of calls, and the median of ``--repeats`` calls is reported. GFLOP/s counts the GEMM
+alternating in blocks of calls, and the median of ``--repeats`` samples is reported (a sample
+is one call, or the mean of enough back-to-back calls to last 5 ms). GFLOP/s counts the GEMM
 work of the cell (forward 2*T*B*G*H*(I+H), training three times that) and is compared
 with this machine's SGEMM rate measured at the start of the run.
 
@@ -30,8 +32,11 @@ from rnncore import _core
 
 GRID = [(50, 1, 32, 64), (100, 16, 128, 128), (100, 32, 256, 256), (100, 64, 512, 512),
         (50, 64, 1024, 1024)]
+# One-step cells (--step): T = 1, B in 1, 16, 64, I = H in 64, 256, 512.
+STEP_GRID = [(1, B, H, H) for B in (1, 16, 64) for H in (64, 256, 512)]
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 LAYERS = {"rnn": rnncore.RNN, "lstm": rnncore.LSTM, "gru": rnncore.GRU}
+CELLS = {"rnn": rnncore.RNNCell, "lstm": rnncore.LSTMCell, "gru": rnncore.GRUCell}
 
 
 def flops(kind, T, B, I, H, mode):
@@ -145,16 +150,80 @@ class Case:
             " varlen" if self.varlen else "")
 
 
-def measure(case, impls, repeats, rounds=3):
+class CellCase(Case):
+    """One step of a cell (rnncore.RNNCell/LSTMCell/GRUCell against torch.nn's), from a
+    non-zero state: inference is the step under no_grad, training the step and its
+    backward with every gradient."""
+
+    def __init__(self, kind, T, B, I, H, mode, varlen, rng):
+        self.kind, self.T, self.B, self.I, self.H, self.mode, self.varlen = kind, 1, B, I, H, mode, False
+        self.layer = {b: CELLS[kind](I, H, backend=b, seed=0) for b in ("native", "reference")}
+        self.x = rng.standard_normal((B, I)).astype(np.float32)
+        self.h = rng.standard_normal((B, H)).astype(np.float32)
+        self.dh = rng.standard_normal((B, H)).astype(np.float32)
+        self.lengths = None
+        self.torch = None
+
+    def _pair(self, a):
+        return (a, a) if self.kind == "lstm" else a
+
+    def run_ours(self, backend):
+        cell = self.layer[backend]
+        if self.mode == "infer":
+            with rnncore.no_grad():
+                out = cell.forward(self.x, self._pair(self.h))
+            return (out[0] if self.kind == "lstm" else out), None
+        cell.zero_grad()
+        out = cell.forward(self.x, self._pair(self.h))
+        dx, _ = cell.backward(self._pair(self.dh))
+        return (out[0] if self.kind == "lstm" else out), (dx, cell.grads["weight_hh"])
+
+    def setup_torch(self, torch):
+        self.torch = torch
+        mod = {"rnn": torch.nn.RNNCell, "lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell}[self.kind](self.I, self.H)
+        mod.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in self.layer["native"].state_dict().items()})
+        self.tmod = mod
+        self.tx = torch.from_numpy(self.x)
+        self.th = torch.from_numpy(self.h)
+        self.tdh = torch.from_numpy(self.dh)
+
+    def run_torch(self):
+        torch = self.torch
+        if self.mode == "infer":
+            with torch.no_grad():
+                out = self.tmod(self.tx, self._pair(self.th))
+            return (out[0] if self.kind == "lstm" else out).numpy(), None
+        for p in self.tmod.parameters():
+            p.grad = None
+        x = self.tx.detach().requires_grad_(True)
+        out = self.tmod(x, self._pair(self.th))
+        torch.autograd.backward(out, self._pair(self.tdh))
+        h = out[0] if self.kind == "lstm" else out
+        return h.detach().numpy(), (x.grad.numpy(), self.tmod.weight_hh.grad.numpy())
+
+    def label(self):
+        return f"{self.kind} cell {self.mode} B={self.B} I={self.I} H={self.H}"
+
+
+def measure(case, impls, repeats, rounds=3, min_sample=0.005):
     """Median seconds per call for each implementation.
 
     Implementations alternate in blocks of calls (rounds x blocks of repeats/rounds), not
     call by call: after each call PyTorch's OpenMP workers and NumPy's OpenBLAS workers
     keep spinning on the cores (OpenBLAS's for up to ~0.1 s), which would tax whatever
-    runs next; each block starts after a pause that lets them go to sleep."""
+    runs next; each block starts after a pause that lets them go to sleep. A sample is
+    the mean of enough back-to-back calls to last min_sample seconds (one call for
+    anything slower), so that calls of a few microseconds are timed as they run in a
+    loop, not each straight after a pause and a clock read."""
     fns = {"native": lambda: case.run_ours("native"), "reference": lambda: case.run_ours("reference"),
            "torch": case.run_torch}
     times = {name: [] for name in impls}
+    inner = {}
+    for name in impls:
+        fns[name]()
+        t = time.perf_counter()
+        fns[name]()
+        inner[name] = max(1, math.ceil(min_sample / max(time.perf_counter() - t, 1e-9)))
     per_block = max(1, -(-repeats // rounds))
     for _ in range(rounds):
         for name in impls:
@@ -162,12 +231,14 @@ def measure(case, impls, repeats, rounds=3):
             fns[name]()  # warm caches and buffers
             for _ in range(per_block):
                 t = time.perf_counter()
-                fns[name]()
-                times[name].append(time.perf_counter() - t)
+                for _ in range(inner[name]):
+                    fns[name]()
+                times[name].append((time.perf_counter() - t) / inner[name])
     return {name: float(np.median(v)) for name, v in times.items()}
 
 
-def run(kinds, modes, shapes, varlen_kinds, threads, repeats, with_reference, with_torch, out=sys.stdout):
+def run(kinds, modes, shapes, varlen_kinds, threads, repeats, with_reference, with_torch, out=sys.stdout,
+        step=False):
     torch = None
     if with_torch:
         try:
@@ -185,16 +256,17 @@ def run(kinds, modes, shapes, varlen_kinds, threads, repeats, with_reference, wi
         if torch is not None:
             print(f"torch {torch.__version__}", file=out)
         print(f"BLAS: {blas_info()}", file=out)
-        header = ("| cell | mode | T, B, I, H | native ms | GFLOP/s | % SGEMM |"
+        header = (f"| {'cell (one step)' if step else 'cell'} | mode | T, B, I, H | native ms | GFLOP/s | % SGEMM |"
                   + (" torch ms | torch / native |" if torch is not None else "")
                   + (" reference ms | reference / native |" if with_reference else ""))
         print(header, file=out)
         print("|" + "|".join(["---"] * (header.count("|") - 1)) + "|", file=out)
         results = []
         cases = [(k, m, s, False) for k in kinds for m in modes for s in shapes]
-        cases += [(k, m, s, True) for k in varlen_kinds for m in modes for s in shapes]
+        if not step:
+            cases += [(k, m, s, True) for k in varlen_kinds for m in modes for s in shapes]
         for kind, mode, (T, B, I, H), varlen in cases:
-            case = Case(kind, T, B, I, H, mode, varlen, rng)
+            case = (CellCase if step else Case)(kind, T, B, I, H, mode, varlen, rng)
             if torch is not None:
                 case.setup_torch(torch)
             case.check(impls)
@@ -235,11 +307,17 @@ def main(argv=None):
     p.add_argument("--varlen", default="lstm,gru", help="cells also timed with variable lengths ('' for none)")
     p.add_argument("--no-reference", action="store_true", help="skip the NumPy reference")
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch")
+    p.add_argument("--step", action="store_true",
+                   help="time one step of the cells (RNNCell, LSTMCell, GRUCell) over B in 1,16,64 and "
+                        "I = H in 64,256,512 (shapes given must have T = 1)")
     args = p.parse_args(argv)
-    shapes = GRID if args.shapes is None else [tuple(int(v) for v in s.split(",")) for s in args.shapes.split(";")]
+    default = STEP_GRID if args.step else GRID
+    shapes = default if args.shapes is None else [tuple(int(v) for v in s.split(",")) for s in args.shapes.split(";")]
+    if args.step and any(s[0] != 1 for s in shapes):
+        p.error("--step: a cell takes one step, so every shape needs T = 1")
     run([c for c in args.cells.split(",") if c], [m for m in args.modes.split(",") if m], shapes,
         [c for c in args.varlen.split(",") if c], args.threads, args.repeats, not args.no_reference,
-        not args.no_torch)
+        not args.no_torch, step=args.step)
     return 0
 
 
