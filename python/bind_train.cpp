@@ -16,6 +16,23 @@ S* flat(const py::array& a, const char* name) {
   return static_cast<S*>(const_cast<void*>(a.data()));
 }
 
+// The arrays of `grads` (kept alive in `arrays`) and their data, checked to be float32 or
+// float64, C-contiguous and writeable, before any is touched.
+std::vector<void*> gradient_buffers(const py::iterable& grads, std::vector<py::array>& arrays) {
+  for (const py::handle& g : grads) {
+    if (!py::isinstance<py::array>(g)) throw py::type_error("grads: expected numpy arrays");
+    arrays.push_back(py::reinterpret_borrow<py::array>(g));
+  }
+  std::vector<void*> ptrs;
+  for (std::size_t i = 0; i < arrays.size(); ++i) {
+    const std::string name = "grads[" + std::to_string(i) + "]";
+    require_float(arrays[i], name.c_str());
+    ptrs.push_back(is_float32(arrays[i]) ? static_cast<void*>(flat<float>(arrays[i], name.c_str()))
+                                         : static_cast<void*>(flat<double>(arrays[i], name.c_str())));
+  }
+  return ptrs;
+}
+
 }  // namespace
 
 void bind_train(py::module_& m) {
@@ -24,17 +41,7 @@ void bind_train(py::module_& m) {
       [](const py::iterable& grads, double max_norm) {
         if (!(max_norm > 0)) throw py::value_error("max_norm: expected a positive number");
         std::vector<py::array> arrays;
-        for (const py::handle& g : grads) {
-          if (!py::isinstance<py::array>(g)) throw py::type_error("grads: expected numpy arrays");
-          arrays.push_back(py::reinterpret_borrow<py::array>(g));
-        }
-        std::vector<void*> ptrs;
-        for (std::size_t i = 0; i < arrays.size(); ++i) {
-          const std::string name = "grads[" + std::to_string(i) + "]";
-          require_float(arrays[i], name.c_str());
-          ptrs.push_back(is_float32(arrays[i]) ? static_cast<void*>(flat<float>(arrays[i], name.c_str()))
-                                               : static_cast<void*>(flat<double>(arrays[i], name.c_str())));
-        }
+        const std::vector<void*> ptrs = gradient_buffers(grads, arrays);
         double total = 0;
         {
           py::gil_scoped_release release;
@@ -63,17 +70,7 @@ void bind_train(py::module_& m) {
       [](const py::iterable& grads, double clip) {
         if (!(clip > 0)) throw py::value_error("clip: expected a positive number");
         std::vector<py::array> arrays;
-        for (const py::handle& g : grads) {
-          if (!py::isinstance<py::array>(g)) throw py::type_error("grads: expected numpy arrays");
-          arrays.push_back(py::reinterpret_borrow<py::array>(g));
-        }
-        std::vector<void*> ptrs;
-        for (std::size_t i = 0; i < arrays.size(); ++i) {
-          const std::string name = "grads[" + std::to_string(i) + "]";
-          require_float(arrays[i], name.c_str());
-          ptrs.push_back(is_float32(arrays[i]) ? static_cast<void*>(flat<float>(arrays[i], name.c_str()))
-                                               : static_cast<void*>(flat<double>(arrays[i], name.c_str())));
-        }
+        const std::vector<void*> ptrs = gradient_buffers(grads, arrays);
         py::gil_scoped_release release;
         for (std::size_t i = 0; i < arrays.size(); ++i) {
           if (is_float32(arrays[i]))
