@@ -20,7 +20,7 @@ void bind_elman(py::module_& m);
 void bind_lstm(py::module_& m);
 void bind_gru(py::module_& m);
 void bind_softmax(py::module_& m);
-void bind_train(py::module_& m);
+void bind_ops(py::module_& m);
 }
 
 PYBIND11_MODULE(_core, m) {
@@ -47,5 +47,5 @@ PYBIND11_MODULE(_core, m) {
   rnncore_py::bind_lstm(m);
   rnncore_py::bind_gru(m);
   rnncore_py::bind_softmax(m);
-  rnncore_py::bind_train(m);
+  rnncore_py::bind_ops(m);
 }

@@ -78,7 +78,9 @@ CORE_FUNCTIONS = [(name, n) for name, n in [
     ("elman_forward", 9), ("elman_backward", 13), ("lstm_forward", 10), ("lstm_backward", 17), ("gru_forward", 9),
     ("gru_backward", 15), ("elman_step_forward", 7), ("elman_step_backward", 11), ("lstm_step_forward", 8),
     ("lstm_step_backward", 15), ("gru_step_forward", 7), ("gru_step_backward", 12), ("softmax_xent_forward", 3),
-    ("softmax_xent_backward", 4), ("clip_grad_norm", 2), ("clip_grad_value", 2)]]
+    ("softmax_xent_backward", 4), ("clip_grad_norm", 2), ("clip_grad_value", 2), ("linear_forward", 3),
+    ("linear_backward", 6), ("embedding_forward", 2), ("embedding_backward", 3), ("TensorGroup", 1),
+    ("sgd_step", 7), ("adagrad_step", 5), ("adam_step", 10)]]
 
 
 @pytest.mark.parametrize("name,nargs", CORE_FUNCTIONS, ids=[n for n, _ in CORE_FUNCTIONS])

@@ -31,3 +31,15 @@ def backend_available(name):
     except (NotImplementedError, ImportError):
         return False
     return True
+
+
+def resolve_ops(name):
+    """The module of the ops around the recurrent layers (dense layer, embedding, softmax
+    cross-entropy, clipping, optimizer steps) for a backend name: ``rnncore._core`` or
+    ``rnncore.reference.ops``, with the same functions."""
+    name, kernels = resolve(name)
+    if name == "reference":
+        from .reference import ops
+
+        return name, ops
+    return name, kernels

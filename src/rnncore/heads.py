@@ -1,4 +1,8 @@
-"""Layers that sit around a recurrent layer: a dense output layer and an embedding."""
+"""Layers that sit around a recurrent layer: a dense output layer and an embedding.
+
+Both run on rnncore's kernels and thread pool (``cpp/ops/``; ``backend="reference"``:
+NumPy), so a training step never wakes another library's BLAS threads.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,10 @@ import math
 
 import numpy as np
 
-from . import _checks
+from . import _checks, backends
 from ._module import Module, exclusive, is_grad_enabled
+
+NONLINEARITIES = ("tanh", "relu", "sigmoid")
 
 
 class Linear(Module):
@@ -15,8 +21,9 @@ class Linear(Module):
     e.g. (T,B,H) or (B,H). PyTorch's names, shapes and initialisation bound
     1/sqrt(in_features)."""
 
-    def __init__(self, in_features, out_features, bias=True, *, dtype=np.float32, seed=None):
+    def __init__(self, in_features, out_features, bias=True, *, dtype=np.float32, seed=None, backend=None):
         super().__init__(dtype)
+        self.backend, self._ops = backends.resolve_ops(backend)
         self.in_features = _checks.positive_int("in_features", in_features)
         self.out_features = _checks.positive_int("out_features", out_features)
         rng = np.random.default_rng(seed)
@@ -26,7 +33,7 @@ class Linear(Module):
         self._add_param("weight", _checks.uniform(rng, bound, (self.out_features, self.in_features), self.dtype))
         if bias:
             self._add_param("bias", _checks.uniform(rng, bound, (self.out_features,), self.dtype))
-        self._x = None
+        self._x = self._xbuf = None
 
     def __call__(self, x):
         return self.forward(x)
@@ -37,10 +44,13 @@ class Linear(Module):
             raise TypeError(f"x: expected a numpy.ndarray of {self.dtype} with last axis {self.in_features}")
         x = _checks.array("x", x, self.dtype, (None,) * (x.ndim - 1) + (self.in_features,))
         x2 = x.reshape(-1, self.in_features)
-        y = x2 @ self.params["weight"].T
-        if "bias" in self.params:
-            y += self.params["bias"]
-        self._x = x2.copy() if is_grad_enabled() else None
+        y = self._ops.linear_forward(x2, self.params["weight"], self.params.get("bias"))
+        self._x = None
+        if is_grad_enabled():  # backward reads x: keep a copy, the caller may reuse its buffer
+            if self._xbuf is None or self._xbuf.shape != x2.shape:
+                self._xbuf = np.empty_like(x2)
+            np.copyto(self._xbuf, x2)
+            self._x = self._xbuf
         self._lead = x.shape[:-1]
         return y.reshape(x.shape[:-1] + (self.out_features,))
 
@@ -51,10 +61,23 @@ class Linear(Module):
             raise RuntimeError("backward: no saved forward pass (call forward first)")
         dy = _checks.array("dy", dy, self.dtype, self._lead + (self.out_features,))
         dy2 = dy.reshape(-1, self.out_features)
-        self.grads["weight"] += dy2.T @ self._x
-        if "bias" in self.grads:
-            self.grads["bias"] += dy2.sum(0)
-        return (dy2 @ self.params["weight"]).reshape(self._lead + (self.in_features,))
+        dx = self._ops.linear_backward(dy2, self._x, self.params["weight"], self.grads["weight"],
+                                       self.grads.get("bias"))
+        return dx.reshape(self._lead + (self.in_features,))
+
+
+def _flat_ids(ids, n):
+    """Integer ids of any shape as a C-contiguous 1-D int32 or int64 array (other integer
+    types are converted; the range is checked by the kernel)."""
+    if not isinstance(ids, np.ndarray):
+        raise TypeError(f"ids: expected an integer numpy.ndarray, got {type(ids).__name__}")
+    if ids.dtype.kind not in "iu":
+        raise TypeError(f"ids: expected an integer array, got {ids.dtype}")
+    if ids.dtype not in (np.dtype(np.int32), np.dtype(np.int64)):
+        if ids.dtype == np.uint64 and ids.size and ids.max() > np.iinfo(np.int64).max:
+            raise ValueError(f"ids: every id must be in [0, {n}), got {ids.max()}")
+        ids = ids.astype(np.int64)
+    return np.ascontiguousarray(ids.reshape(-1))
 
 
 class Embedding(Module):
@@ -63,8 +86,9 @@ class Embedding(Module):
     initialisation N(0, 1). ``backward`` adds into grads['weight'] (rows of repeated ids
     sum) and returns None: ids have no gradient."""
 
-    def __init__(self, num_embeddings, embedding_dim, *, dtype=np.float32, seed=None):
+    def __init__(self, num_embeddings, embedding_dim, *, dtype=np.float32, seed=None, backend=None):
         super().__init__(dtype)
+        self.backend, self._ops = backends.resolve_ops(backend)
         self.num_embeddings = _checks.positive_int("num_embeddings", num_embeddings)
         self.embedding_dim = _checks.positive_int("embedding_dim", embedding_dim)
         rng = np.random.default_rng(seed)
@@ -78,16 +102,21 @@ class Embedding(Module):
 
     @exclusive
     def forward(self, ids):
-        ids = _checks.ids("ids", ids, self.num_embeddings)
-        self._ids = ids if is_grad_enabled() else None
-        return self.params["weight"][ids]
+        flat = _flat_ids(ids, self.num_embeddings)
+        y = self._ops.embedding_forward(flat, self.params["weight"])  # checks the range of the ids
+        if is_grad_enabled():  # the caller may reuse its array before backward
+            self._ids = (flat.copy() if np.may_share_memory(flat, ids) else flat, ids.shape)
+        else:
+            self._ids = None
+        return y.reshape(ids.shape + (self.embedding_dim,))
 
     @exclusive
     def backward(self, dy):
         if self._ids is None:
             raise RuntimeError("backward: no saved forward pass (call forward first)")
-        dy = _checks.array("dy", dy, self.dtype, self._ids.shape + (self.embedding_dim,))
-        np.add.at(self.grads["weight"], self._ids.reshape(-1), dy.reshape(-1, self.embedding_dim))
+        ids, shape = self._ids
+        dy = _checks.array("dy", dy, self.dtype, shape + (self.embedding_dim,))
+        self._ops.embedding_backward(dy.reshape(-1, self.embedding_dim), ids, self.grads["weight"])
         return None
 
 
@@ -99,7 +128,6 @@ class Activation:
     grads: dict = {}
 
     def __init__(self, kind="tanh"):
-        from .reference.common import NONLINEARITIES
         self.kind = _checks.one_of("kind", kind, NONLINEARITIES)
         self._y = None
 
@@ -107,16 +135,27 @@ class Activation:
         return self.forward(x)
 
     def forward(self, x):
-        from .reference.common import activate
-        y = activate(np.asarray(x), self.kind)
+        a = np.asarray(x)
+        if self.kind == "tanh":
+            y = np.tanh(a)
+        elif self.kind == "relu":
+            y = np.maximum(a, 0)
+        else:
+            with np.errstate(over="ignore"):
+                y = 1 / (1 + np.exp(-a))
         self._y = y if is_grad_enabled() else None
         return y
 
     def backward(self, dy):
-        from .reference.common import activate_grad
+        """dy * phi'(a), from the saved output y: tanh 1 - y^2, sigmoid y (1 - y), relu [y > 0]."""
         if self._y is None:
             raise RuntimeError("backward: no saved forward pass (call forward first)")
-        return dy * activate_grad(self._y, self.kind)
+        y = self._y
+        if self.kind == "tanh":
+            return dy * (1 - y * y)
+        if self.kind == "relu":
+            return dy * (y > 0).astype(y.dtype)
+        return dy * (y * (1 - y))
 
     def zero_grad(self):
         pass

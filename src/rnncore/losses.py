@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _checks, _core
+from . import _checks, backends
 
 
 class SoftmaxCrossEntropy:
@@ -14,11 +14,13 @@ class SoftmaxCrossEntropy:
 
     Positions whose target equals ``ignore_index``, or where ``mask`` (same shape as
     targets, boolean) is False, count for nothing and get a zero gradient. ``reduction``
-    is "mean" (over counted positions; 0 when there are none) or "sum"."""
+    is "mean" (over counted positions; 0 when there are none) or "sum". ``backend``:
+    "native" (default) or "reference" (NumPy)."""
 
-    def __init__(self, ignore_index=-100, reduction="mean"):
+    def __init__(self, ignore_index=-100, reduction="mean", *, backend=None):
         self.ignore_index = int(ignore_index)
         self.reduction = _checks.one_of("reduction", reduction, ("mean", "sum"))
+        self.backend, self._ops = backends.resolve_ops(backend)
         self._saved = None
 
     def __call__(self, logits, targets, mask=None):
@@ -45,7 +47,7 @@ class SoftmaxCrossEntropy:
                 raise TypeError(f"mask: expected a boolean array, got {mask.dtype}")
             t[~mask.reshape(-1)] = self.ignore_index
         z = np.ascontiguousarray(logits).reshape(-1, V)
-        loss_rows, probs = _core.softmax_xent_forward(z, t, self.ignore_index)
+        loss_rows, probs = self._ops.softmax_xent_forward(z, t, self.ignore_index)
         count = int(np.count_nonzero(t != self.ignore_index))
         self._saved = (probs, t, count, logits.shape)
         total = float(loss_rows.sum(dtype=np.float64))
@@ -68,7 +70,7 @@ class SoftmaxCrossEntropy:
         probs, t, count, shape = self._saved
         if self.reduction == "mean":
             scale = scale / count if count else 0.0
-        return _core.softmax_xent_backward(probs, t, self.ignore_index, scale).reshape(shape)
+        return self._ops.softmax_xent_backward(probs, t, self.ignore_index, scale).reshape(shape)
 
 
 class MSELoss:

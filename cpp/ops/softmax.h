@@ -6,7 +6,8 @@
 //   dlogits[n] = scale * (p[n] - onehot(targets[n]))
 //
 // Rows whose target equals ignore_index have loss 0 and a zero gradient. Targets must
-// be in [0, V) or equal ignore_index (checked by the caller).
+// be in [0, V) or equal ignore_index (checked by the caller). Rows are split across the
+// thread pool when there are enough of them.
 #pragma once
 
 #include "common.h"
