@@ -1,10 +1,12 @@
 // Bindings of the ops around the recurrent layers (cpp/ops/): dense layer, embedding,
 // clipping and optimizer steps. Glue only: check, allocate, release the GIL, call.
+#include <cmath>
 #include <string>
 #include <vector>
 
 #include "arrays.h"
 #include "clip.h"
+#include "generate.h"
 #include "linear.h"
 #include "optim.h"
 
@@ -246,9 +248,155 @@ rnncore::TensorList<const S> as_const(const rnncore::TensorList<S>& l) {
   return {l.count, reinterpret_cast<const S* const*>(l.data), l.offset};
 }
 
+// ---- sampling and generation ------------------------------------------------------------
+
+template <typename S>
+index_t sample(const py::array& logits, double temperature, double u) {
+  if (logits.ndim() != 1) throw py::value_error("logits: expected 1-D array (V,), got shape " + shape_of(logits));
+  const index_t V = logits.shape(0);
+  if (V == 0) throw py::value_error("logits: empty");
+  const S* z = checked<S>(logits, "logits", {V});
+  const index_t i = rnncore::sample_logits(z, V, temperature, u);
+  if (i < 0) throw py::value_error("logits: not a distribution (NaN, +inf, or every logit -inf)");
+  return i;
+}
+
+void check_temperature(double temperature, double u) {
+  if (!(temperature >= 0) || std::isinf(temperature))
+    throw py::value_error("temperature: expected a finite number >= 0, got " + std::to_string(temperature));
+  if (!(u >= 0 && u < 1)) throw py::value_error("u: expected a uniform draw in [0, 1), got " + std::to_string(u));
+}
+
+// layers: a list of (cell, option, w_ih, w_hh, b_ih, b_hh, w_ch, h, c) with cell one of
+// "elman", "lstm", "gru"; option the elman's nonlinearity or the gru's reset_after.
+template <typename S>
+py::array_t<std::int64_t> generate(const py::array& embedding, const py::list& layers, const py::array& head_w,
+                                   const py::object& head_b, const py::array& logits0, index_t steps,
+                                   double temperature, const py::object& uniforms, std::int64_t end) {
+  if (embedding.ndim() != 2) throw py::value_error("embedding: expected 2-D array (V, E), got " + shape_of(embedding));
+  const index_t Vin = embedding.shape(0), E = embedding.shape(1);
+  const S* emb = checked<S>(embedding, "embedding", {Vin, E});
+  if (steps < 0) throw py::value_error("steps: expected >= 0");
+  if (!(temperature >= 0) || std::isinf(temperature))
+    throw py::value_error("temperature: expected a finite number >= 0, got " + std::to_string(temperature));
+  if (layers.empty()) throw py::value_error("layers: expected at least one recurrent layer");
+  std::vector<rnncore::GenLayer<S>> spec;
+  std::vector<Named> states, inputs{{embedding, "embedding"}, {head_w, "head_w"}, {head_b, "head_b"},
+                                    {logits0, "logits0"}};
+  index_t I = E;
+  for (std::size_t k = 0; k < layers.size(); ++k) {
+    const std::string name = "layers[" + std::to_string(k) + "]";
+    if (!py::isinstance<py::tuple>(layers[k]) || py::len(layers[k]) != 9)
+      throw py::type_error(name + ": expected a tuple (cell, option, w_ih, w_hh, b_ih, b_hh, w_ch, h, c)");
+    const py::tuple t = layers[k].cast<py::tuple>();
+    rnncore::GenLayer<S> l{};
+    if (!py::isinstance<py::str>(t[0])) throw py::type_error(name + ": the cell must be a str");
+    for (int i = 2; i <= 3; ++i)
+      if (!py::isinstance<py::array>(t[i])) throw py::type_error(name + ": weights must be numpy arrays");
+    if (!py::isinstance<py::array>(t[7]) || (!t[8].is_none() && !py::isinstance<py::array>(t[8])))
+      throw py::type_error(name + ": states must be numpy arrays");
+    const std::string cell = t[0].cast<std::string>();
+    index_t G;
+    if (cell == "elman") {
+      if (!py::isinstance<py::str>(t[1])) throw py::type_error(name + ": the nonlinearity must be a str");
+      const std::string act = t[1].cast<std::string>();
+      l.cell = rnncore::GenCell::elman;
+      l.act = act == "tanh" ? rnncore::Activation::tanh : act == "relu" ? rnncore::Activation::relu
+              : act == "sigmoid" ? rnncore::Activation::sigmoid
+              : throw py::value_error(name + ": nonlinearity must be tanh, relu or sigmoid");
+      G = 1;
+    } else if (cell == "lstm") {
+      l.cell = rnncore::GenCell::lstm;
+      G = 4;
+    } else if (cell == "gru") {
+      l.cell = rnncore::GenCell::gru;
+      l.reset_after = t[1].cast<bool>();
+      G = 3;
+    } else {
+      throw py::value_error(name + ": cell must be elman, lstm or gru, got " + cell);
+    }
+    const py::array w_ih = t[2].cast<py::array>(), w_hh = t[3].cast<py::array>();
+    if (w_hh.ndim() != 2) throw py::value_error(name + ": w_hh must be 2-D (G*H, H)");
+    const index_t H = w_hh.shape(1);
+    l.I = I;
+    l.H = H;
+    l.w_ih = checked<S>(w_ih, (name + " w_ih").c_str(), {G * H, I});
+    l.w_hh = checked<S>(w_hh, (name + " w_hh").c_str(), {G * H, H});
+    if (t[4].is_none() != t[5].is_none()) throw py::value_error(name + ": give both biases or neither");
+    l.b_ih = optional<S>(t[4], (name + " b_ih").c_str(), {G * H});
+    l.b_hh = optional<S>(t[5], (name + " b_hh").c_str(), {G * H});
+    l.w_ch = cell == "lstm" ? optional<S>(t[6], (name + " w_ch").c_str(), {3 * H}) : nullptr;
+    l.h = checked<S>(t[7].cast<py::array>(), (name + " h").c_str(), {H}, true);
+    l.c = cell == "lstm" ? checked<S>(t[8].cast<py::array>(), (name + " c").c_str(), {H}, true) : nullptr;
+    states.emplace_back(t[7], "h");
+    if (cell == "lstm") states.emplace_back(t[8], "c");
+    for (int i = 2; i <= 6; ++i) inputs.emplace_back(t[i], "weights");
+    spec.push_back(l);
+    I = H;
+  }
+  if (head_w.ndim() != 2) throw py::value_error("head_w: expected 2-D array (V, H), got " + shape_of(head_w));
+  const index_t V = head_w.shape(0);
+  const S* hw = checked<S>(head_w, "head_w", {V, I});
+  const S* hb = optional<S>(head_b, "head_b", {V});
+  const S* z0 = checked<S>(logits0, "logits0", {V});
+  const double* u = nullptr;
+  if (temperature > 0) {
+    if (!py::isinstance<py::array>(uniforms)) throw py::type_error("uniforms: expected a float64 array");
+    u = checked<double>(uniforms.cast<py::array>(), "uniforms", {steps});
+    for (index_t n = 0; n < steps; ++n)
+      if (!(u[n] >= 0 && u[n] < 1)) throw py::value_error("uniforms: expected draws in [0, 1)");
+  }
+  for (std::size_t i = 0; i < states.size(); ++i) {
+    for (const auto& in : inputs)
+      if (overlap(states[i], in)) throw py::value_error("layers: a state overlaps a weight");
+    for (std::size_t j = 0; j < i; ++j)
+      if (overlap(states[i], states[j])) throw py::value_error("layers: two states overlap");
+  }
+  auto out = empty<std::int64_t>({steps});
+  std::int64_t* po = out.mutable_data();
+  index_t n;
+  {
+    py::gil_scoped_release release;
+    S* ws = workspace<S>(rnncore::generate_workspace_size(spec.data(), static_cast<index_t>(spec.size()), V));
+    n = rnncore::generate<S>(po, steps, emb, Vin, E, spec.data(), static_cast<index_t>(spec.size()), hw, hb, V, z0,
+                             temperature, u, end, ws);
+  }
+  if (n < 0) {
+    const index_t at = -1 - n;
+    if (at > 0 && po[at - 1] >= Vin)
+      throw py::value_error("ids: every id must be in [0, " + std::to_string(Vin) + "), got " +
+                            std::to_string(po[at - 1]));
+    throw py::value_error("logits: not a distribution at step " + std::to_string(at) +
+                          " (NaN, +inf, or every logit -inf)");
+  }
+  return out[py::slice(0, n, 1)].cast<py::array_t<std::int64_t>>();
+}
+
 }  // namespace
 
 void bind_ops(py::module_& m) {
+  m.def(
+      "sample_logits",
+      [](const py::array& logits, double temperature, double u) {
+        check_temperature(temperature, u);
+        return with_float_type(logits, "logits", [&](auto s) { return sample<decltype(s)>(logits, temperature, u); });
+      },
+      py::arg("logits"), py::arg("temperature"), py::arg("u"),
+      "An index drawn from softmax(logits / temperature) (V,) with the uniform u in [0, 1): the first i whose "
+      "cumulative probability exceeds u. Temperature 0: the argmax.");
+  m.def(
+      "generate",
+      [](const py::array& embedding, const py::list& layers, const py::array& head_w, const py::object& head_b,
+         const py::array& logits0, index_t steps, double temperature, const py::object& uniforms, std::int64_t end) {
+        return with_float_type(embedding, "embedding", [&](auto s) {
+          return generate<decltype(s)>(embedding, layers, head_w, head_b, logits0, steps, temperature, uniforms, end);
+        });
+      },
+      py::arg("embedding"), py::arg("layers"), py::arg("head_w"), py::arg("head_b"), py::arg("logits0"),
+      py::arg("steps"), py::arg("temperature"), py::arg("uniforms"), py::arg("end"),
+      "Sample up to `steps` ids from Embedding -> recurrent layers -> Linear, one sequence, starting from the "
+      "logits logits0 (V,). layers: [(cell, option, w_ih, w_hh, b_ih, b_hh, w_ch, h, c)], h and c (H,) updated "
+      "in place. uniforms: (steps,) float64 draws (unused at temperature 0). end: id that ends, or -1.");
   m.def(
       "linear_forward",
       [](const py::array& x, const py::array& weight, const py::object& bias, const py::object& out) {

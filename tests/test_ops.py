@@ -315,3 +315,105 @@ def test_optimizer_follows_replaced_arrays_and_rejects_other_shapes():
         opt.step()
     with pytest.raises(TypeError, match="mixed dtypes"):
         rnncore.Adam({"a": np.zeros(2), "b": np.zeros(2, np.float32)}, {"a": np.zeros(2), "b": np.zeros(2, np.float32)})
+
+
+# ---- sampling and generation ------------------------------------------------------------
+
+def test_sample_logits_native_matches_reference():
+    rng = np.random.default_rng(8)
+    for V in (1, 2, 9, 300):
+        for dt in (np.float32, np.float64):
+            z = (rng.standard_normal(V) * 4).astype(dt)
+            z[rng.random(V) < 0.2] = -np.inf
+            if np.isinf(z).all():
+                z[0] = 0
+            for temperature in (0.0, 0.3, 1.0, 7.0):
+                for u in (0.0, 0.25, 0.5, 0.999999, rng.random()):
+                    assert _core.sample_logits(z, temperature, u) == ref.sample_logits(z, temperature, u)
+
+
+def test_sample_logits_rejects_what_is_not_a_distribution():
+    for z in (np.array([np.nan, 1.0]), np.array([np.inf, 0.0]), np.array([-np.inf, -np.inf])):
+        with pytest.raises(ValueError, match="logits"):
+            _core.sample_logits(z, 1.0, 0.5)
+        with pytest.raises(ValueError, match="logits"):
+            ref.sample_logits(z, 1.0, 0.5)
+    assert _core.sample_logits(np.array([0.0, np.nan, 5.0]), 0.0, 0.0) == 1  # numpy.argmax's NaN
+    with pytest.raises(ValueError, match="temperature"):
+        _core.sample_logits(np.zeros(3), -1.0, 0.5)
+    with pytest.raises(ValueError, match="u"):
+        _core.sample_logits(np.zeros(3), 1.0, 1.0)
+    with pytest.raises(ValueError, match="temperature"):
+        rnncore.sample_logits(np.zeros(3), float("nan"))
+
+
+GEN_MODELS = [(rnncore.LSTM, {}), (rnncore.LSTM, {"peephole": True}), (rnncore.GRU, {}),
+              (rnncore.GRU, {"reset_after": False}), (rnncore.RNN, {"nonlinearity": "relu"}),
+              (rnncore.RNN, {"nonlinearity": "sigmoid", "bias": False})]
+
+
+def gen_model(cls, kw, dtype, V=17):
+    return rnncore.Sequential(rnncore.Embedding(V, 5, seed=1, dtype=dtype),
+                              cls(5, 8, num_layers=2, seed=2, dtype=dtype, **kw), cls(8, 6, seed=3, dtype=dtype, **kw),
+                              rnncore.Linear(6, V, seed=4, dtype=dtype)).eval()
+
+
+@pytest.mark.parametrize("cls,kw", GEN_MODELS, ids=[f"{c.__name__}{k}" for c, k in GEN_MODELS])
+@pytest.mark.parametrize("temperature", [0.0, 0.8])
+def test_native_generation_gives_the_ids_of_the_per_token_forward(cls, kw, temperature, dtype, monkeypatch, threads):
+    from rnncore import training
+    model = gen_model(cls, kw, dtype)
+    rng_native, rng_python = np.random.default_rng(5), np.random.default_rng(5)
+    native = rnncore.generate(model, np.array([1, 2, 3]), 60, temperature=temperature, rng=rng_native, end=11)
+    monkeypatch.setattr(training, "_native_layers", lambda model, state: None)
+    python = rnncore.generate(model, np.array([1, 2, 3]), 60, temperature=temperature, rng=rng_python, end=11)
+    np.testing.assert_array_equal(native, python)
+    assert rng_native.random() == rng_python.random()  # one draw per sampled id in both
+
+
+def test_generation_stops_at_end_and_leaves_the_model_alone():
+    model = gen_model(rnncore.LSTM, {}, np.float32)
+    before = {k: v.copy() for k, v in model.params.items()}
+    greedy = rnncore.generate(model, np.array([4]), 40, temperature=0)
+    end = int(greedy[5])
+    first = int(np.flatnonzero(greedy == end)[0])
+    stopped = rnncore.generate(model, np.array([4]), 40, temperature=0, end=end)
+    np.testing.assert_array_equal(stopped, greedy[:first + 1])
+    assert len(rnncore.generate(model, np.array([4]), 0)) == 0
+    for k, v in model.params.items():
+        np.testing.assert_array_equal(v, before[k])
+
+
+def test_generation_falls_back_for_models_it_cannot_run_natively():
+    V = 9
+    seq = [rnncore.Embedding(V, 4, seed=0), rnncore.LSTM(4, 6, bidirectional=True, seed=1), rnncore.Linear(12, V)]
+    bidir = rnncore.Sequential(*seq).eval()
+    ids = rnncore.generate(bidir, np.array([1]), 5, temperature=0)
+    assert ids.shape == (5,) and ids.dtype == np.int64
+    with pytest.raises(ValueError, match="steps"):
+        rnncore.generate(bidir, np.array([1]), -1)
+    with pytest.raises(ValueError, match="temperature"):
+        rnncore.generate(bidir, np.array([1]), 3, temperature=-0.5)
+    with pytest.raises(TypeError, match="prime"):
+        rnncore.generate(bidir, np.array([1.5]), 3)
+
+
+def test_generate_binding_errors():
+    w = np.zeros((4, 3))
+    h = np.zeros(2)
+    layer = ("lstm", None, np.zeros((8, 3)), np.zeros((8, 2)), None, None, None, h, np.zeros(2))
+    args = dict(embedding=w, layers=[layer], head_w=np.zeros((4, 2)), head_b=None, logits0=np.zeros(4), steps=3,
+                temperature=0.0, uniforms=None, end=-1)
+    assert _core.generate(**args).shape == (3,)
+    with pytest.raises(ValueError, match="cell"):
+        _core.generate(**{**args, "layers": [("tree",) + layer[1:]]})
+    with pytest.raises(ValueError, match="w_hh"):
+        _core.generate(**{**args, "layers": [layer[:3] + (np.zeros((7, 2)),) + layer[4:]]})
+    with pytest.raises(ValueError, match="head_w"):
+        _core.generate(**{**args, "head_w": np.zeros((4, 3))})
+    with pytest.raises(TypeError, match="uniforms"):
+        _core.generate(**{**args, "temperature": 1.0})
+    with pytest.raises(ValueError, match="overlap"):
+        _core.generate(**{**args, "layers": [layer[:7] + (h, h)]})
+    with pytest.raises(ValueError, match="ids"):  # an id the embedding has no row for
+        _core.generate(**{**args, "embedding": np.zeros((2, 3)), "logits0": np.array([0, 0, 0, 1.0])})

@@ -80,7 +80,7 @@ CORE_FUNCTIONS = [(name, n) for name, n in [
     ("lstm_step_backward", 15), ("gru_step_forward", 7), ("gru_step_backward", 12), ("softmax_xent_forward", 3),
     ("softmax_xent_backward", 4), ("clip_grad_norm", 2), ("clip_grad_value", 2), ("linear_forward", 3),
     ("linear_backward", 6), ("embedding_forward", 2), ("embedding_backward", 3), ("TensorGroup", 1),
-    ("sgd_step", 7), ("adagrad_step", 5), ("adam_step", 10)]]
+    ("sgd_step", 7), ("adagrad_step", 5), ("adam_step", 10), ("sample_logits", 3), ("generate", 9)]]
 
 
 @pytest.mark.parametrize("name,nargs", CORE_FUNCTIONS, ids=[n for n, _ in CORE_FUNCTIONS])

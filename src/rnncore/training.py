@@ -3,9 +3,12 @@ mini-batch gradient accumulation, and sampling from a trained model."""
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
-from . import _checks, _text
+from . import _checks, backends
 from ._module import no_grad
 from .optim import clip_grad_norm
 
@@ -54,32 +57,54 @@ def _update(model, optimizer, clip_norm):
     model.zero_grad()
 
 
-def sample_logits(logits, temperature=1.0, rng=None):
-    """Draw a class index from softmax(logits / temperature) (logits: 1-D). temperature
-    0 takes the argmax."""
-    logits = np.asarray(logits, np.float64)
-    if temperature == 0:
-        return int(np.argmax(logits))
-    if temperature < 0:
-        raise ValueError(f"temperature: expected >= 0, got {temperature}")
-    z = logits / temperature
-    p = np.exp(z - z.max())
-    p /= p.sum()
-    rng = np.random.default_rng() if rng is None else rng
-    return _text.sample_index(p, rng.random())
+def _temperature(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (0 <= value < math.inf):
+        raise ValueError(f"temperature: expected a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def sample_logits(logits, temperature=1.0, rng=None, *, backend=None):
+    """Draw a class index from softmax(logits / temperature) (logits: 1-D), natively:
+    with u = rng.random(), the first index whose cumulative probability exceeds u.
+    temperature 0 takes the argmax (and draws nothing from rng)."""
+    temperature = _temperature(temperature)
+    logits = np.asarray(logits)
+    if logits.dtype not in (np.float32, np.float64):
+        logits = logits.astype(np.float64)
+    if logits.ndim != 1 or logits.size == 0:
+        raise ValueError(f"logits: expected a non-empty 1-D array, got shape {logits.shape}")
+    u = 0.0
+    if temperature > 0:
+        u = (np.random.default_rng() if rng is None else rng).random()
+    return int(backends.resolve_ops(backend)[1].sample_logits(np.ascontiguousarray(logits), temperature, u))
 
 
 def generate(model, prime, steps, *, temperature=1.0, rng=None, end=None):
     """Sample ids from a model that maps ids to logits (e.g. Sequential(Embedding, LSTM,
     Linear)): run the prime ids (a non-empty 1-D int array) through it, then feed each
     sampled id back in, for ``steps`` ids or until ``end`` is drawn (included).
-    Returns the sampled ids (int64)."""
-    prime = np.asarray(prime, np.int64)
+    Returns the sampled ids (int64).
+
+    A Sequential of an Embedding, recurrent layers (one direction, native backend) and a
+    Linear runs token by token in one native call (cpp/ops/generate.h): no interpreter
+    work per token. Other models run their forward once per token. Both draw one
+    ``rng.random()`` per sampled id (none at temperature 0), so they give the same ids."""
+    prime = np.asarray(prime)
+    if prime.dtype.kind not in "iu":
+        raise TypeError(f"prime: expected integer ids, got {prime.dtype}")
+    prime = prime.astype(np.int64)
     if prime.ndim != 1 or prime.size == 0:
         raise ValueError("prime: expected a non-empty 1-D array of ids")
-    out = []
+    if isinstance(steps, (bool, np.bool_)) or not isinstance(steps, numbers.Integral) or steps < 0:
+        raise ValueError(f"steps: expected an int >= 0, got {steps!r}")
+    steps = int(steps)
+    temperature = _temperature(temperature)
     with no_grad():
         logits, state = model.forward(prime[:, None])
+        layers = _native_layers(model, state)
+        if layers is not None:
+            return _generate_native(model, layers, logits[-1, 0], steps, temperature, rng, end)
+        out = []
         for _ in range(steps):
             nxt = sample_logits(logits[-1, 0], temperature, rng)
             out.append(nxt)
@@ -87,3 +112,65 @@ def generate(model, prime, steps, *, temperature=1.0, rng=None, end=None):
                 break
             logits, state = model.forward(np.array([[nxt]]), state)
     return np.array(out, np.int64)
+
+
+def _native_layers(model, state):
+    """The (cell, option, weights..., h, c) tuples of every recurrent layer of a model that
+    the native generator runs exactly as model.forward would, else None."""
+    from .heads import Embedding, Linear
+    from .layers import GRU, LSTM, RNN
+    from .sequential import Sequential
+
+    if type(model) is not Sequential or len(model.layers) < 3:
+        return None
+    first, *middle, last = model.layers
+    if type(first) is not Embedding or type(last) is not Linear or first.backend != "native" \
+            or last.backend != "native":
+        return None
+    specs, width = [], first.embedding_dim
+    for layer, s in zip(middle, state):
+        if type(layer) not in (RNN, LSTM, GRU) or layer.backend != "native" or layer.bidirectional \
+                or layer.batch_first or (layer.training and layer.dropout > 0) or layer.input_size != width:
+            return None
+        h = s[0] if isinstance(layer, LSTM) else s
+        c = s[1] if isinstance(layer, LSTM) else None
+        for k in range(layer.num_layers):
+            p = layer.params
+            sfx = f"_l{k}"
+            if isinstance(layer, LSTM):
+                cell, option, w_ch = "lstm", None, p.get(f"weight_ch{sfx}")
+            elif isinstance(layer, GRU):
+                cell, option, w_ch = "gru", layer.reset_after, None
+            else:
+                cell, option, w_ch = "elman", layer.nonlinearity, None
+            specs.append((cell, option, p[f"weight_ih{sfx}"], p[f"weight_hh{sfx}"], p.get(f"bias_ih{sfx}"),
+                          p.get(f"bias_hh{sfx}"), w_ch, h[k, 0].copy(), None if c is None else c[k, 0].copy()))
+        width = layer.hidden_size
+    if len(middle) != len(state) or last.in_features != width:
+        return None
+    return specs
+
+
+def _generate_native(model, layers, logits0, steps, temperature, rng, end):
+    first, last = model.layers[0], model.layers[-1]
+    if steps == 0:
+        return np.empty(0, np.int64)
+    uniforms = None
+    if temperature > 0:
+        rng = np.random.default_rng() if rng is None else rng
+        before = rng.bit_generator.state
+        uniforms = rng.random(steps)
+    end_id = -1 if end is None else int(end)
+    try:
+        ids = _native_ops().generate(first.params["weight"], layers, last.params["weight"], last.params.get("bias"),
+                                     np.ascontiguousarray(logits0), steps, temperature, uniforms, end_id)
+    finally:
+        if uniforms is not None:  # leave rng as if one draw had been made per sampled id
+            rng.bit_generator.state = before
+    if uniforms is not None:
+        rng.random(len(ids))
+    return ids
+
+
+def _native_ops():
+    return backends.resolve_ops("native")[1]

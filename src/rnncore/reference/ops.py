@@ -222,3 +222,26 @@ def adam_step(params, grads, m, v, lr, beta1, beta2, eps, weight_decay, step):
         vk *= beta2
         vk += (1 - beta2) * g * g
         p -= (lr / c1) * mk / (np.sqrt(vk) / np.sqrt(c2) + eps)
+
+
+# ---- sampling ---------------------------------------------------------------------------
+
+def sample_logits(logits, temperature, u):
+    """The first index whose cumulative softmax(logits / temperature) probability exceeds
+    u in [0, 1) (computed in float64, maximum subtracted); temperature 0: the argmax."""
+    if not temperature >= 0 or np.isinf(temperature):
+        raise ValueError(f"temperature: expected a finite number >= 0, got {temperature}")
+    if not 0 <= u < 1:
+        raise ValueError(f"u: expected a uniform draw in [0, 1), got {u}")
+    z = np.asarray(_float("logits", logits), np.float64)
+    if z.ndim != 1 or z.size == 0:
+        raise ValueError(f"logits: expected a non-empty 1-D array, got shape {z.shape}")
+    if temperature == 0:
+        return int(np.argmax(z))
+    z = z / temperature
+    if np.isnan(z).any() or (z == np.inf).any() or (z == -np.inf).all():
+        raise ValueError("logits: not a distribution (NaN, +inf, or every logit -inf)")
+    p = np.exp(z - z.max())
+    acc = np.cumsum(p)
+    i = int(np.searchsorted(acc, u * acc[-1], side="right"))
+    return i if i < z.size else int(np.flatnonzero(p > 0)[-1])
