@@ -9,7 +9,8 @@ every kernel.
 import scipy_openblas32 as _openblas  # noqa: F401  loads the BLAS that _core links to, first
 
 from ._module import Module, is_grad_enabled, no_grad
-from ._threads import _register_threadpoolctl, get_num_threads, set_num_threads
+from ._threads import (_register_threadpoolctl, get_num_threads, get_thread_policy, release_cores,
+                       set_num_threads, set_thread_policy)
 from .backends import BACKENDS, backend_available
 from .cells import GRUCell, LSTMCell, RNNCell
 from .checkpoint import CheckpointError
@@ -30,5 +31,5 @@ __all__ = [
     "SoftmaxCrossEntropy", "MSELoss", "SGD", "Adagrad", "Adam", "clip_grad_norm", "clip_grad_value",
     "gradcheck", "gradcheck_module", "GradcheckReport", "tbptt", "generate", "sample_logits", "CheckpointError",
     "Module", "no_grad", "is_grad_enabled", "BACKENDS", "backend_available", "set_num_threads",
-    "get_num_threads", "__version__",
+    "get_num_threads", "set_thread_policy", "get_thread_policy", "release_cores", "__version__",
 ]

@@ -8,7 +8,7 @@ import threading
 
 import numpy as np
 
-from . import _checks
+from . import _checks, _threads
 
 _grad_state = threading.local()
 
@@ -68,6 +68,8 @@ class Module:
     def _exclusive(self, what):
         """A layer keeps what its last forward saved for backward, so two threads may not
         run it at once: the second gets a clear error instead of corrupted state."""
+        if getattr(self, "backend", None) == "native":
+            _threads.claim_cores()
         if not self._busy.acquire(blocking=False):
             raise RuntimeError(f"{type(self).__name__}.{what}: this layer is already running in another thread; "
                                f"give each thread its own layer (load_state_dict copies weights)")
