@@ -76,13 +76,14 @@ class LanguageModel:
         V, s = len(vocab), cfg["seed"]
         self.cfg, self.vocab = cfg, vocab
         self.model = rnncore.Sequential(
-            rnncore.Embedding(V, cfg["embed"], seed=s),
+            rnncore.Embedding(V, cfg["embed"], seed=s, backend=backend),
             rnncore.LSTM(cfg["embed"], cfg["hidden"], num_layers=cfg["layers"], dropout=cfg["dropout"],
                          backend=backend, seed=s + 1),
-            rnncore.Linear(cfg["hidden"], V, seed=s + 2))
+            rnncore.Linear(cfg["hidden"], V, seed=s + 2, backend=backend))
         opt_cls = rnncore.Adam if cfg["optimizer"] == "adam" else rnncore.Adagrad
-        self.opt = opt_cls(self.model.params, self.model.grads, lr=cfg["lr"])
-        self.loss = rnncore.SoftmaxCrossEntropy()
+        self.opt = opt_cls(self.model.params, self.model.grads, lr=cfg["lr"], backend=backend)
+        self.loss = rnncore.SoftmaxCrossEntropy(backend=backend)
+        self.backend = backend
         self.step = 0
         self.state = None
         self.history = []  # (step, train bits, val bits or nan)
@@ -121,7 +122,7 @@ class LanguageModel:
         logits, self.state = m.forward(x, self.state)
         loss = self.loss.forward(logits, y)
         m.backward(self.loss.backward())
-        rnncore.clip_grad_norm(m.grads, self.cfg["clip"])
+        rnncore.clip_grad_norm(m.grads, self.cfg["clip"], backend=self.backend)
         self.opt.step()
         self.step += 1
         return loss / math.log(2)
