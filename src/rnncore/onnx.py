@@ -478,6 +478,13 @@ def _check_metadata(metadata):
     return dict(metadata)
 
 
+def _preflight(path):
+    """What ``export`` needs that a long run should know at its start: the onnx
+    package and a writable place for path."""
+    _require_onnx()
+    _check_path(path, writing=True)
+
+
 def export(model, path, *, lengths=False, initial_state=False, opset=None, metadata=None):
     """Write ``model`` to ``path`` as an ONNX model (see the module's documentation
     for the graph's inputs and outputs).
