@@ -121,7 +121,8 @@ def test_dynamic_time_and_batch_axes(tmp_path, ort):
     layer = rnncore.GRU(I, H, num_layers=2, bidirectional=True)
     path = tmp_path / "g.onnx"
     rox.export(layer, path, lengths=True, initial_state=True)
-    dims = [[d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in onnx.load(str(path)).graph.input]
+    inputs = onnx.load(str(path)).graph.input
+    dims = [[d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in inputs]
     assert dims == [["T", "B", I], ["B"], [4, "B", H]]
     sess = session(ort, path)
     for t, b in ((1, 1), (9, 2), (3, 11)):
@@ -309,8 +310,8 @@ def foreign_graph(op, D, rng, *, bias=True, peephole=False, layout=0, constants=
     out_shapes = [["N", "S", D, H], ["N", D, H], ["N", D, H]] if layout else [["S", D, "N", H], [D, "N", H],
                                                                              [D, "N", H]]
     graph = helper.make_graph(nodes, "foreign", [helper.make_tensor_value_info("X", TensorProto.FLOAT, x_shape)],
-                              [helper.make_tensor_value_info(o, TensorProto.FLOAT, s) for o, s in zip(outs, out_shapes)],
-                              inits)
+                              [helper.make_tensor_value_info(o, TensorProto.FLOAT, shape)
+                               for o, shape in zip(outs, out_shapes)], inits)
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     onnx.checker.check_model(m, full_check=True)
     return m
