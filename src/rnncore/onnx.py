@@ -681,12 +681,13 @@ def load(path, *, backend=None):
         backend: the kernel backend of the recurrent layers (default native).
 
     Returns:
-        For a file written by ``export``: the same kind of model with the same options
-        and weights (a layer, or a ``Sequential``); otherwise an ``RNN``, ``LSTM`` or
-        ``GRU`` with one layer, ``bidirectional`` for ``direction="bidirectional"``,
-        ``batch_first`` for ``layout=1``, ``bias=False`` without ``B``,
-        ``peephole=True`` with ``P``, in the weights' dtype (float32 or float64).
-        States keep rnncore's ``[D, B, H]`` layout whatever the node's ``layout``.
+        The rnncore model. For a file written by ``export``, the same kind of model with
+        the same options and weights (a layer, or a ``Sequential``); otherwise an
+        ``RNN``, ``LSTM`` or ``GRU`` with one layer, ``bidirectional`` for
+        ``direction="bidirectional"``, ``batch_first`` for ``layout=1``, ``bias=False``
+        without ``B``, ``peephole=True`` with ``P``, in the weights' dtype (float32 or
+        float64). States keep rnncore's ``[D, B, H]`` layout whatever the node's
+        ``layout``.
 
     Raises:
         ImportError: the onnx package is not installed.
