@@ -33,6 +33,7 @@ source_suffix = {".md": "markdown"}
 root_doc = "index"
 exclude_patterns = ["_build"]
 myst_heading_anchors = 3
+myst_enable_extensions = ["dollarmath", "amsmath"]   # $...$, $$...$$ in guide pages (MathJax)
 # The guide pages include README sections, whose headings start at level 2 or 3.
 suppress_warnings = ["myst.header"]
 
