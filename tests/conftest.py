@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import rnncore
-from rnn_testing import WORST_VS_TORCH
+from rnn_testing import WORST_VS_ONNX, WORST_VS_TORCH
 
 # Every backend that is built: each layer test runs on all of them.
 AVAILABLE_BACKENDS = [b for b in rnncore.BACKENDS if rnncore.backend_available(b)]
@@ -23,3 +23,7 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(
             "largest relative error against torch: "
             + ", ".join(f"{k} {v:.3g}" for k, v in sorted(WORST_VS_TORCH.items())))
+    if WORST_VS_ONNX:
+        terminalreporter.write_line(
+            "largest relative error against ONNX: "
+            + ", ".join(f"{k} {v:.3g}" for k, v in sorted(WORST_VS_ONNX.items())))

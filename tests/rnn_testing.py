@@ -16,6 +16,8 @@ CELLS = {"rnn": rnncore.RNNCell, "lstm": rnncore.LSTMCell, "gru": rnncore.GRUCel
 
 # Largest relative error seen against PyTorch, per dtype (printed at the end of a run).
 WORST_VS_TORCH: dict[str, float] = {}
+# Largest relative error seen against ONNX Runtime and ONNX's reference evaluator.
+WORST_VS_ONNX: dict[str, float] = {}
 
 
 def rel_err(actual, expected):

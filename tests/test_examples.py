@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from rnncore import _plotting
 from rnncore.examples import context, detector, generation, gradients, jordan, seq2seq, tagging
 
 
@@ -48,6 +49,9 @@ def test_vanishing_and_exploding_gradients(tmp_path):
     assert not np.isfinite(m["no clipping: final loss"]) or m["no clipping: final loss"] > 1e6
     assert np.isfinite(m["clipping: final loss"]) and m["clipping: final loss"] < 0.05
     assert m["clipping: largest gradient norm before clipping"] > 1.0  # clipping did act
-    assert png.read_bytes()[:4] == b"\x89PNG"
+    if _plotting.have_matplotlib():
+        assert png.read_bytes()[:4] == b"\x89PNG"
+    else:   # without the plot extra: the numbers as CSV
+        assert (tmp_path / "g.csv").read_text().startswith("steps_back,Elman tanh,")
     for p in profiles.values():
         assert p.shape == (100,) and np.all(p > 0)

@@ -1,14 +1,10 @@
 """The training toolkit: heads, losses, optimizers, clipping, gradcheck, Sequential,
-truncated BPTT, sampling, plots."""
-
-import struct
-import zlib
+truncated BPTT, sampling (plots: test_plotting.py)."""
 
 import numpy as np
 import pytest
 
 import rnncore
-from rnncore import plot
 from rnncore.heads import Activation
 from rnncore.text import Vocab
 from rnn_testing import assert_close
@@ -276,7 +272,7 @@ def test_tbptt_with_optimizer_counts_updates_and_learns():
     assert loss < 0.05 < first  # the target is the input itself: learnt
 
 
-# ---- sampling, text, plots ------------------------------------------------------------
+# ---- sampling, text ----------------------------------------------------------------
 
 def test_sampling_follows_the_distribution_and_temperature():
     logits = np.log(np.array([0.1, 0.2, 0.7]))
@@ -299,19 +295,3 @@ def test_vocab_end_token():
     ids = v.encode("abz", end=True)
     assert list(ids) == [v.index["a"], v.index["b"], Vocab.UNKNOWN_ID, Vocab.END_ID]
     assert v.decode(ids) == "ab\ufffd" and v.decode(ids, end="<end>") == "ab\ufffd<end>"
-
-
-def test_plot_writes_a_valid_png(tmp_path):
-    path = tmp_path / "p.png"
-    plot.line_plot(path, {"a": ([0, 1, 2], [1.0, 0.5, 0.25]), "b": ([0, 2], [0.1, 2.0])}, logy=True,
-                   title="Test 1", xlabel="x", ylabel="y")
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    w, h = struct.unpack(">II", data[16:24])
-    assert (w, h) == (720, 440)
-    idat = data[data.index(b"IDAT") + 4:data.index(b"IEND") - 8]
-    raw = zlib.decompress(idat)
-    assert len(raw) == h * (1 + 3 * w)
-    img = np.frombuffer(raw, np.uint8).reshape(h, 1 + 3 * w)[:, 1:].reshape(h, w, 3)
-    assert (img == plot.COLORS[0]).all(-1).sum() > 50  # series a was drawn
-    assert not list(tmp_path.glob(".tmp-*"))  # written atomically, nothing left over

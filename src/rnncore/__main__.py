@@ -4,13 +4,16 @@ With no arguments it trains on a public-domain text that ships with the package 
 two to three minutes on two cores: an embedding, a stacked LSTM, a softmax output layer,
 truncated BPTT over contiguous batch lanes, Adam with gradient-norm clipping. It shows a
 progress line (loss, tokens per second), prints samples as it goes, writes a checkpoint
-(.npz, loaded without pickle, written atomically) and a loss-curve PNG, and ends with
-the validation loss in bits per character against the unigram baseline.
+(.npz, loaded without pickle, written atomically) and a loss-curve PNG (with matplotlib,
+the ``plot`` extra; a CSV of the losses without it), and ends with the validation loss
+in bits per character against the unigram baseline. ``--export-onnx FILE`` also writes
+the trained model as ONNX (the ``onnx`` extra).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -47,7 +50,9 @@ def parse_args(argv):
     p.add_argument("--checkpoint", default="rnncore-lm.npz", help="checkpoint file (default rnncore-lm.npz)")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --checkpoint")
     p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (default 500)")
-    p.add_argument("--plot", default="rnncore-loss.png", help="loss-curve PNG (default rnncore-loss.png)")
+    p.add_argument("--plot", default="rnncore-loss.png",
+                   help="loss-curve PNG (default rnncore-loss.png; without matplotlib a CSV of the losses)")
+    p.add_argument("--export-onnx", metavar="FILE", help="after training, write the model as ONNX to FILE")
     p.add_argument("--sample-every", type=int, default=600, help="steps between samples (default 600)")
     p.add_argument("--sample-length", type=int, default=300, help="characters per sample (default 300)")
     p.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (default 0.7)")
@@ -159,6 +164,12 @@ def main(argv=None):
     if args.threads:
         rnncore.set_num_threads(args.threads)
     say = (lambda *a, **k: None) if args.quiet else print
+    if args.export_onnx:  # --export-onnx: checked before training, written after it
+        try:
+            from rnncore import onnx as rnncore_onnx
+            rnncore_onnx._preflight(args.export_onnx)
+        except (ImportError, TypeError, ValueError) as exc:
+            raise SystemExit(f"--export-onnx: {exc}") from None
     if args.resume:
         if not os.path.exists(args.checkpoint):
             raise SystemExit(f"--resume: no checkpoint at {args.checkpoint}")
@@ -209,22 +220,22 @@ def main(argv=None):
     elapsed = time.perf_counter() - start
     val = lm.evaluate(v_inputs, v_targets)
     lm.save(args.checkpoint)
+    plot_file = plot_note = None
     if args.plot:
-        from rnncore.plot import line_plot
-        hist = np.array(lm.history, np.float64).reshape(-1, 3)
-        series = {}
-        if len(hist):
-            w = max(1, len(hist) // 100)
-            smoothed = np.convolve(hist[:, 1], np.ones(w) / w, mode="valid")
-            series["train"] = (hist[w - 1:, 0], smoothed)
-            ok = ~np.isnan(hist[:, 2])
-            series["validation"] = (hist[ok, 0], hist[ok, 2])
-        series["unigram"] = ([0, max(lm.step, 1)], [baseline, baseline])
-        line_plot(args.plot, series, title="character LSTM", xlabel="step", ylabel="bits per character")
+        from rnncore import _plotting
+        plot_file, plot_note = _plotting.loss_curve(args.plot, lm.history, baseline, lm.step)
+        if plot_note:
+            say(plot_note)
+    if args.export_onnx:
+        rnncore_onnx.export(lm.model, args.export_onnx, initial_state=True,
+                            metadata={"vocabulary": json.dumps(vocab.chars)})
+        say(f"ONNX model {args.export_onnx}: inputs ids, h0, c0; outputs y (logits), h_n, c_n; "
+            f"the vocabulary (JSON, index = id) in its metadata")
     tokens = (lm.step - start_step) * cfg["batch"] * cfg["bptt"]
     print(f"validation {val:.3f} bits/char (unigram baseline {baseline:.3f}) after {lm.step} steps; "
           f"{elapsed:.1f} s, {tokens / max(elapsed, 1e-9):,.0f} tokens/s; checkpoint {args.checkpoint}"
-          + (f", plot {args.plot}" if args.plot else ""))
+          + (f", {'loss history' if plot_note else 'plot'} {plot_file}" if args.plot else "")
+          + (f", ONNX {args.export_onnx}" if args.export_onnx else ""))
     return 0
 
 

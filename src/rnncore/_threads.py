@@ -41,7 +41,15 @@ def set_num_threads(n):
     call falls back to the calling thread alone when the operating system takes the
     other cores away (another thread pool spinning on them). BLAS calls inside
     rnncore always run single-threaded. Results are bitwise reproducible at a given
-    thread count."""
+    thread count.
+
+    Args:
+        n: a positive int.
+
+    Raises:
+        TypeError: n is not an integer.
+        ValueError: n is not positive.
+    """
     try:
         n = operator.index(n)
     except TypeError as exc:
@@ -50,7 +58,7 @@ def set_num_threads(n):
 
 
 def get_num_threads():
-    """Threads one kernel call may use (see set_num_threads)."""
+    """The threads one kernel call may use (see :func:`set_num_threads`)."""
     return _core.get_num_threads()
 
 

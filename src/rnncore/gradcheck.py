@@ -1,4 +1,4 @@
-"""Finite-difference checks of backward, for rnncore's layers and for your own models.
+"""Finite-difference checks of backward, for rnncore's layers and for your own models::
 
     model = rnncore.Sequential(rnncore.LSTM(3, 5, dtype=np.float64), Linear(5, 2, dtype=np.float64))
     print(rnncore.gradcheck_module(model, x))          # every parameter and dx
@@ -20,11 +20,19 @@ import numpy as np
 
 @dataclass
 class GradcheckReport:
-    """Result of a check. Truthy when every array is within tolerance.
+    """Result of a check. Truthy when every array is within tolerance; ``str()`` gives a
+    table of the errors and the worst entry.
 
-    errors: relative error per array, max |numeric - analytic| / max |numeric|.
-    worst: the array with the largest error, and its worst entry (index, analytic and
-    numeric values)."""
+    Attributes:
+        ok: every array's error is at most ``rtol``.
+        errors: relative error per array name, ``max |numeric - analytic| / max |numeric|``.
+        worst: the name of the array with the largest error.
+        index: its worst entry's index.
+        analytic: the analytic gradient at that entry.
+        numeric: the finite-difference gradient at that entry.
+        rtol: the tolerance.
+        checked: how many entries were checked in all.
+    """
 
     ok: bool
     errors: dict = field(default_factory=dict)
@@ -53,12 +61,26 @@ class GradcheckReport:
 def gradcheck(loss_fn, arrays, grads, *, eps=1e-6, rtol=1e-6, max_entries=None, seed=0):
     """Compare analytic gradients with central finite differences.
 
-    loss_fn: called with no arguments, returns the scalar loss computed from the
-        current contents of ``arrays``.
-    arrays: name -> float64 array; each entry is perturbed in place (and restored).
-    grads: name -> the analytic gradient of the loss for that array (same shape).
-    max_entries: check at most this many randomly chosen entries per array (None: all).
-    Returns a GradcheckReport (truthy when every array's relative error <= rtol)."""
+    Args:
+        loss_fn: called with no arguments, returns the scalar loss computed from the
+            current contents of ``arrays``.
+        arrays: name -> float64 array; each entry is perturbed in place (and restored).
+        grads: name -> the analytic gradient of the loss for that array (same shape).
+        eps: the finite-difference step.
+        rtol: the largest relative error (per array, against its largest gradient) that
+            passes.
+        max_entries: check at most this many randomly chosen entries per array (None:
+            all).
+        seed: seeds the choice of entries.
+
+    Returns:
+        GradcheckReport: truthy when every array's relative error is at most ``rtol``.
+
+    Raises:
+        KeyError: an array without a gradient in ``grads``.
+        TypeError: an array that is not float64.
+        ValueError: a gradient whose shape differs from its array's.
+    """
     if set(arrays) - set(grads):
         raise KeyError(f"grads: missing {sorted(set(arrays) - set(grads))}")
     rng = np.random.default_rng(seed)
@@ -108,10 +130,21 @@ def gradcheck_module(module, x, *, state=None, lengths=None, eps=1e-6, rtol=1e-6
     """Check a layer or composed model (rnncore.RNN/LSTM/GRU, Sequential, Linear, or
     anything with forward/backward and params/grads dicts) on input x.
 
-    The loss is sum(output * W) (+ sum(final state * V) for recurrent models) with fixed
-    random W, V; backward gets W (and V). Checks dx (unless the model starts with an
-    Embedding) and every parameter. The model must be float64; dropout should be off
-    (``model.eval()``) or the check compares two different random masks."""
+    The loss is ``sum(output * W)`` (``+ sum(final state * V)`` for recurrent models) with
+    fixed random W, V; backward gets W (and V). Checks dx (unless the model starts with
+    an Embedding) and every parameter. The model must be float64; dropout should be off
+    (``model.eval()``) or the check compares two different random masks.
+
+    Args:
+        module: the model, float64.
+        x: its input (float64, or integer ids for a model starting with an Embedding).
+        state: the initial state passed to a recurrent model's forward (None: zeros).
+        lengths: sequence lengths passed to a recurrent model's forward.
+        eps, rtol, max_entries, seed: as in :func:`gradcheck`.
+
+    Returns:
+        GradcheckReport: over ``dx`` and every parameter (``model.params``' names).
+    """
     rng = np.random.default_rng(seed)
     recurrent = _is_recurrent(module)
 

@@ -55,6 +55,24 @@ class Sequential(Module):
         return value
 
     def forward(self, x, state=None, lengths=None):
+        """Run the layers in order.
+
+        Args:
+            x: the first layer's input, e.g. integer ids ``[T, B]`` for an Embedding or
+                ``[T, B, I]`` of the model's dtype for a recurrent layer.
+            state: None (zeros), or a list with one initial state per recurrent layer
+                (each what that layer's ``forward`` takes as ``h0``; None for zeros).
+            lengths: ``B`` sequence lengths, passed to every recurrent layer.
+
+        Returns:
+            (y, state): the last layer's output and the list of the recurrent layers'
+            final states, to pass back in to continue the sequences.
+
+        Raises:
+            ValueError: ``state`` with another number of entries than recurrent layers;
+                and whatever a layer raises for its input (TypeError or ValueError
+                naming the argument).
+        """
         states = self._per_recurrent("state", state)
         new, r = [], 0
         for layer in self.layers:
@@ -67,6 +85,23 @@ class Sequential(Module):
         return x, new
 
     def backward(self, dy, dstate=None):
+        """Backpropagate through the last forward, layer by layer in reverse.
+
+        Args:
+            dy: gradient of the loss with respect to the output (its shape), or None.
+            dstate: None, or a list with one final-state gradient per recurrent layer
+                (each what that layer's ``backward`` takes as ``dh_n``).
+
+        Returns:
+            (dx, dstate0): the gradient with respect to the input (None after an
+            Embedding) and the list of initial-state gradients. Every parameter
+            gradient is added into ``grads``.
+
+        Raises:
+            ValueError: ``dstate`` with another number of entries than recurrent
+                layers.
+            RuntimeError: no saved forward pass.
+        """
         dstates = self._per_recurrent("dstate", dstate)
         d0 = [None] * len(self.recurrent)
         r = len(self.recurrent)

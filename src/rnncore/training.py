@@ -24,6 +24,7 @@ def tbptt(model, loss_fn, inputs, targets, k, optimizer=None, *, state=None, cli
 
     model: a Sequential (or anything with forward(x, state) -> (y, state), backward(dy),
         zero_grad() and params/grads). inputs, targets: time-major (T, B, ...) arrays.
+
     Each chunk runs forward from the state the previous chunk ended in, then backward
     from its own loss only: the state is carried forward, the gradient is not carried
     back across the chunk boundary (the truncation). Gradients of ``accumulate``

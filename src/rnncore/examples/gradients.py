@@ -14,7 +14,8 @@ dLoss/dh_t for every t: how much the loss can still learn from k steps back.
   (exploding), and so do the weight gradients; plain SGD then diverges, while clipping
   the global gradient norm (Pascanu et al.) keeps the same training finite.
 
-``python -m rnncore.examples.gradients`` prints the numbers and writes gradients.png.
+``python -m rnncore.examples.gradients`` prints the numbers and writes gradients.png
+(with matplotlib, the ``plot`` extra; gradients.csv with the same numbers without it).
 """
 
 from __future__ import annotations
@@ -95,11 +96,7 @@ def run(T=100, H=32, seed=0, plot=None, backend=None):
     plain, plain_norms = train_exploding(False, seed=seed, backend=backend)
     clipped, clipped_norms = train_exploding(True, seed=seed, backend=backend)
     if plot:
-        from rnncore.plot import line_plot
-        ks = np.arange(T)
-        line_plot(plot, {name: (ks, p / p[0]) for name, p in profiles.items()}, logy=True,
-                  title="gradient norm vs steps back", xlabel="steps back k",
-                  ylabel="|dL/dh(T-k)| / |dL/dh(T)|")
+        plot_profiles(plot, profiles)
     metrics = {}
     for name, p in profiles.items():
         for k in (10, 50):
@@ -112,17 +109,31 @@ def run(T=100, H=32, seed=0, plot=None, backend=None):
     return metrics, profiles
 
 
+def plot_profiles(path, profiles):
+    """The profiles (relative to the last step) on a log scale, as a PNG through
+    matplotlib, or as CSV without it. Returns (the file written, a note when CSV)."""
+    from rnncore import _plotting
+    ks = np.arange(len(next(iter(profiles.values()))))
+    rel = {name: p / p[0] for name, p in profiles.items()}
+    return _plotting.plot_or_csv(path, {name: (ks, r) for name, r in rel.items()}, {"steps_back": ks, **rel},
+                                 logy=True, title="gradient norm vs steps back", xlabel="steps back k",
+                                 ylabel="|dL/dh(T-k)| / |dL/dh(T)|")
+
+
 def main(argv=None):
     p = parser(__doc__, 0)
-    p.add_argument("--plot", default="gradients.png", help="PNG to write (default gradients.png)")
+    p.add_argument("--plot", default="gradients.png",
+                   help="PNG to write (default gradients.png; without matplotlib a CSV of the numbers); '' for none")
     args = p.parse_args(argv)
-    metrics, profiles = run(seed=args.seed, plot=args.plot, backend=args.backend)
+    metrics, profiles = run(seed=args.seed, backend=args.backend)
     print("norm of dLoss/dh_t relative to the last step, by steps back:")
     print("  steps back " + "".join(f"{k:>10d}" for k in STEPS_BACK))
     for name, prof in profiles.items():
         print(f"  {name:22s}" + "".join(f"{prof[k] / prof[0]:10.2e}" for k in STEPS_BACK))
     report("gradients", {k: v for k, v in metrics.items() if "clipping" in k})
-    print(f"plot written to {args.plot}")
+    if args.plot:
+        written, note = plot_profiles(args.plot, profiles)
+        print(note or f"plot written to {written}")
 
 
 if __name__ == "__main__":
