@@ -106,8 +106,8 @@ _ALLOWED_OPTIONS = {
     RNN: _COMMON + ("nonlinearity",),
     LSTM: _COMMON + ("peephole",),
     GRU: _COMMON + ("reset_after",),
-    Linear: ("in_features", "out_features", "bias", "dtype", "seed"),
-    Embedding: ("num_embeddings", "embedding_dim", "dtype", "seed"),
+    Linear: ("in_features", "out_features", "bias", "dtype", "seed", "backend"),
+    Embedding: ("num_embeddings", "embedding_dim", "dtype", "seed", "backend"),
     Activation: ("kind",),
 }
 _MISSING = object()
@@ -678,7 +678,7 @@ def load(path, *, backend=None):
             ``onnx.ModelProto``; or any ONNX model with exactly one ``LSTM``, ``GRU``
             or ``RNN`` node whose weights (``W``, ``R``, optional ``B`` and ``P``) are
             initializers or ``Constant`` nodes.
-        backend: the kernel backend of the recurrent layers (default native).
+        backend: the kernel backend of the modules (default native).
 
     Returns:
         The rnncore model. For a file written by ``export``, the same kind of model with
@@ -754,13 +754,13 @@ def _load_exported(onnx, graph, tensors, text, backend):
             if m.num_layers != opts.get("num_layers", m.num_layers):
                 raise ValueError(f"path: the {cls} has {m.num_layers} nodes, its metadata says {opts['num_layers']}")
         elif cls == "Linear":
-            m = Linear(opts["in_features"], opts["out_features"], bias=opts["bias"], dtype=dtype)
+            m = Linear(opts["in_features"], opts["out_features"], bias=opts["bias"], dtype=dtype, backend=backend)
             state = {"weight": weight(entry["weight_t"], "Linear weight").T}
             if opts["bias"]:
                 state["bias"] = weight(entry["bias"], "Linear bias")
             m.load_state_dict(state)
         elif cls == "Embedding":
-            m = Embedding(opts["num_embeddings"], opts["embedding_dim"], dtype=dtype)
+            m = Embedding(opts["num_embeddings"], opts["embedding_dim"], dtype=dtype, backend=backend)
             m.load_state_dict({"weight": weight(entry["weight"], "Embedding weight")})
         elif cls == "Activation":
             m = Activation(opts["kind"])

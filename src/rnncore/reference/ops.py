@@ -4,7 +4,7 @@ cross-entropy, clipping and optimizer steps.
 Each function has the name, arguments and results of its native counterpart in
 ``rnncore._core`` (``cpp/ops/``), so that ``backend="reference"`` runs a whole training
 step without the compiled extension. The maths, with N rows (positions), I inputs and
-O outputs:
+O outputs::
 
     linear:      y = x @ weight.T + bias;   dx = dy @ weight;  dweight += dy.T @ x;
                  dbias += dy summed over rows
@@ -14,6 +14,7 @@ O outputs:
     clipping by global norm (Pascanu et al. 2013, algorithm 1): g *= max_norm / ||g||
                  when ||g|| > max_norm (and finite)
     optimizers:  see SGD, Adagrad and Adam in rnncore.optim
+
 """
 
 from __future__ import annotations
