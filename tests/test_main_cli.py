@@ -203,3 +203,24 @@ def test_word_level_language_model_beats_the_unigram_baseline(tmp_path, capsys):
     assert s.startswith("And")
     data, meta = checkpoint.load(str(ck))
     assert meta["words"][:2] == ["<unk>", "<eos>"] and len(meta["words"]) == 400
+
+
+def test_interrupt_exits_130_and_keeps_the_last_checkpoint(tmp_path):
+    import signal
+    import time
+    proc = subprocess.Popen([sys.executable, "-m", "rnncore", *TINY, "--steps", "1000000", "--checkpoint-every", "5"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "rnncore-lm.npz").exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert (tmp_path / "rnncore-lm.npz").exists()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().endswith("(--resume continues from it)")
+    lm = LanguageModel.load(str(tmp_path / "rnncore-lm.npz"), None)   # intact
+    assert lm.step % 5 == 0 and lm.step >= 5
+    assert not list(tmp_path.glob(".tmp-*"))

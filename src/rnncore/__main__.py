@@ -109,8 +109,8 @@ def build_parser():
     p.add_argument("--dropout", type=_real(0, 1, high_open=True),
                    help=f"dropout on the embeddings, between LSTM layers and before the output layer "
                         f"(default {d['dropout']:g}; words {w['dropout']:g})")
-    p.add_argument("--patience", type=_integer(1), help=f"stop after this many evaluations without a better "
-                                                         f"validation loss (default: never)")
+    p.add_argument("--patience", type=_integer(1), help="stop after this many evaluations without a better "
+                                                         "validation loss (default: never)")
     p.add_argument("--seed", type=_integer(0), help="random seed (default 0)")
     p.add_argument("--backend", choices=rnncore.BACKENDS, default=None, help="kernel backend (default native)")
     p.add_argument("--threads", type=_integer(1), default=None, help="kernel threads (default: all CPUs)")

@@ -23,9 +23,14 @@ held-out images themselves. No captioner that ignores the image can do better in
 expectation (whatever it emits, its chance of an exact match is a mixture of the
 held-out captions' frequencies), so it bounds the greedy language-model-only decoder
 and any constant caption.
+
+NumPy's own BLAS runs on one thread during the example when threadpoolctl is installed
+(``one_blas_thread``): its products here are small.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 
@@ -99,7 +104,6 @@ class Encoder:
 
     def __init__(self, hidden, filters=16, seed=0, dtype=np.float32):
         self.conv = rnncore.Linear(27, filters, dtype=dtype, seed=seed)
-        self.relu = rnncore.heads.Activation("relu")
         self.proj = rnncore.Linear(16 * filters, 2 * hidden, dtype=dtype, seed=seed + 1)
         self.dtype = np.dtype(dtype)
         self.hidden, self.filters = hidden, filters
@@ -117,12 +121,14 @@ class Encoder:
 
     def forward(self, images):
         n = len(images)
-        a = self.relu.forward(self.conv.forward(self.patches(images.astype(self.dtype, copy=False))))        # (n, 16, 16, F)
+        z = self.conv.forward(self.patches(images.astype(self.dtype, copy=False)))  # (n, 16, 16, F)
+        self._active = z > 0
+        a = z * self._active                                                  # ReLU
         pooled = a.reshape(n, 4, 4, 4, 4, self.filters).mean(axis=(2, 4))    # (n, 4, 4, F)
-        z = self.proj.forward(pooled.reshape(n, -1))                          # (n, 2H)
-        h0 = np.tanh(z[:, :self.hidden])
+        state = self.proj.forward(pooled.reshape(n, -1))                      # (n, 2H)
+        h0 = np.tanh(state[:, :self.hidden])
         self._h0 = h0
-        return h0[None].copy(), z[None, :, self.hidden:].copy()
+        return h0[None].copy(), state[None, :, self.hidden:].copy()
 
     def backward(self, dstate):
         dh0, dc0 = dstate
@@ -130,7 +136,7 @@ class Encoder:
         dpooled = self.proj.backward(dz)
         n = len(dpooled)
         da = np.broadcast_to(dpooled.reshape(n, 4, 1, 4, 1, self.filters) / 16.0, (n, 4, 4, 4, 4, self.filters))
-        self.conv.backward(self.relu.backward(da.reshape(n, 16, 16, self.filters)))
+        self.conv.backward(da.reshape(n, 16, 16, self.filters) * self._active)
 
     def zero_grad(self):
         for g in self.grads.values():
@@ -203,8 +209,24 @@ def best_constant_caption(truth):
     return list(caption), count / len(truth)
 
 
+def one_blas_thread():
+    """NumPy's BLAS limited to one thread, when threadpoolctl is installed: the encoder's
+    matrix products are small, and two BLAS threads on them only wait for each other (on
+    a busy machine, for milliseconds a call). rnncore's own kernels keep their threads."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
 def run(steps=2000, seed=0, hidden=64, batch=64, lr=1e-2, n_test=1000, beam_width=3, n_beam=200, backend=None,
         verbose=False):
+    with one_blas_thread():
+        return _run(steps, seed, hidden, batch, lr, n_test, beam_width, n_beam, backend, verbose)
+
+
+def _run(steps, seed, hidden, batch, lr, n_test, beam_width, n_beam, backend, verbose):
     rng = np.random.default_rng(seed)
     model = Captioner(hidden=hidden, seed=seed, backend=backend)
     opt = rnncore.Adam(model.params, model.grads, lr=lr)
