@@ -417,3 +417,23 @@ def test_generate_binding_errors():
         _core.generate(**{**args, "layers": [layer[:7] + (h, h)]})
     with pytest.raises(ValueError, match="ids"):  # an id the embedding has no row for
         _core.generate(**{**args, "embedding": np.zeros((2, 3)), "logits0": np.array([0, 0, 0, 1.0])})
+
+
+def test_native_generation_skips_dropout_layers_in_eval_mode(monkeypatch):
+    from rnncore import training
+    V = 11
+    model = rnncore.Sequential(rnncore.Embedding(V, 4, seed=0), rnncore.Dropout(0.5, seed=1),
+                               rnncore.LSTM(4, 6, seed=2), rnncore.Dropout(0.5, seed=3), rnncore.Linear(6, V, seed=4))
+    model.eval()
+    with rnncore.no_grad():
+        _, state = model.forward(np.array([[1]]))
+    assert training._native_layers(model, state) is not None
+    native = rnncore.generate(model, np.array([1, 2]), 30, temperature=0.5, rng=np.random.default_rng(0))
+    monkeypatch.setattr(training, "_native_layers", lambda model, state: None)
+    python = rnncore.generate(model, np.array([1, 2]), 30, temperature=0.5, rng=np.random.default_rng(0))
+    np.testing.assert_array_equal(native, python)
+    model.train()
+    monkeypatch.undo()
+    with rnncore.no_grad():
+        _, state = model.forward(np.array([[1]]))
+    assert training._native_layers(model, state) is None  # dropout active: the per-token forward

@@ -14,6 +14,8 @@ from ._threads import (_register_threadpoolctl, get_num_threads, get_thread_poli
 from .backends import BACKENDS, backend_available
 from .cells import GRUCell, LSTMCell, RNNCell
 from .checkpoint import CheckpointError
+from .decoding import beam_search, score
+from .dropout import Dropout
 from .gradcheck import GradcheckReport, gradcheck, gradcheck_module
 from .heads import Embedding, Linear
 from .layers import GRU, LSTM, RNN
@@ -31,5 +33,6 @@ __all__ = [
     "SoftmaxCrossEntropy", "MSELoss", "SGD", "Adagrad", "Adam", "clip_grad_norm", "clip_grad_value",
     "gradcheck", "gradcheck_module", "GradcheckReport", "tbptt", "generate", "sample_logits", "CheckpointError",
     "Module", "no_grad", "is_grad_enabled", "BACKENDS", "backend_available", "set_num_threads",
-    "get_num_threads", "set_thread_policy", "get_thread_policy", "release_cores", "__version__",
+    "get_num_threads", "set_thread_policy", "get_thread_policy", "release_cores", "__version__", "Dropout",
+    "beam_search", "score",
 ]

@@ -99,10 +99,10 @@ def plot_or_csv(path, series, columns, **labels):
                  f"and run again for the plot {path}")
 
 
-def loss_curve(path, history, baseline, last_step):
+def loss_curve(path, history, baseline, last_step, *, title="character LSTM", unit="char"):
     """The main job's loss curve: training loss (smoothed over about 1/100 of the run),
-    validation loss and the unigram baseline in bits per character, against the step.
-    history holds (step, train bits, validation bits or NaN) rows."""
+    validation loss and the unigram baseline in bits per token (``unit``: char or word),
+    against the step. history holds (step, train bits, validation bits or NaN) rows."""
     hist = np.array(history, np.float64).reshape(-1, 3)
     series = {}
     if len(hist):
@@ -112,7 +112,8 @@ def loss_curve(path, history, baseline, last_step):
         ok = ~np.isnan(hist[:, 2])
         series["validation"] = (hist[ok, 0], hist[ok, 2])
     series["unigram baseline"] = ([0, max(last_step, 1)], [baseline, baseline])
-    columns = {"step": hist[:, 0], "train_bits_per_char": hist[:, 1], "validation_bits_per_char": hist[:, 2],
-               "unigram_bits_per_char": np.full(len(hist), baseline)}
-    return plot_or_csv(path, series, columns, title="character LSTM", xlabel="step", ylabel="bits per character",
+    columns = {"step": hist[:, 0], f"train_bits_per_{unit}": hist[:, 1],
+               f"validation_bits_per_{unit}": hist[:, 2], f"unigram_bits_per_{unit}": np.full(len(hist), baseline)}
+    name = {"char": "character"}.get(unit, unit)
+    return plot_or_csv(path, series, columns, title=title, xlabel="step", ylabel=f"bits per {name}",
                        markers=("validation",))

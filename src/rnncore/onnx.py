@@ -72,6 +72,7 @@ import tempfile
 import numpy as np
 
 from . import _checks
+from .dropout import Dropout
 from .heads import Activation, Embedding, Linear
 from .layers import GRU, LSTM, RNN, _Recurrent
 from .sequential import Sequential
@@ -126,7 +127,8 @@ def _require_onnx():
 def _modules_of(model):
     """(modules, container): the modules in order, and "Sequential" or None."""
     if isinstance(model, Sequential) and type(model) is Sequential:
-        return list(model.layers), "Sequential"
+        # Dropout layers are the identity in inference, which is what the graph computes
+        return [m for m in model.layers if type(m) is not Dropout], "Sequential"
     if type(model) in _OP_OF:
         return [model], None
     raise TypeError(f"model: expected an rnncore RNN, LSTM, GRU or Sequential, got {type(model).__name__}")

@@ -118,13 +118,23 @@ def generate(model, prime, steps, *, temperature=1.0, rng=None, end=None):
 def _native_layers(model, state):
     """The (cell, option, weights..., h, c) tuples of every recurrent layer of a model that
     the native generator runs exactly as model.forward would, else None."""
+    from .dropout import Dropout
     from .heads import Embedding, Linear
     from .layers import GRU, LSTM, RNN
     from .sequential import Sequential
 
     if type(model) is not Sequential or len(model.layers) < 3:
         return None
-    first, *middle, last = model.layers
+    layers = []
+    for layer in model.layers:  # Dropout layers are the identity in eval mode
+        if type(layer) is Dropout:
+            if layer.training and layer.p > 0:
+                return None
+            continue
+        layers.append(layer)
+    if len(layers) < 3:
+        return None
+    first, *middle, last = layers
     if type(first) is not Embedding or type(last) is not Linear or first.backend != "native" \
             or last.backend != "native":
         return None
@@ -153,7 +163,7 @@ def _native_layers(model, state):
 
 
 def _generate_native(model, layers, logits0, steps, temperature, rng, end):
-    first, last = model.layers[0], model.layers[-1]
+    first, last = model.layers[0], model.layers[-1]  # Embedding and Linear (_native_layers checked)
     if steps == 0:
         return np.empty(0, np.int64)
     uniforms = None
