@@ -20,7 +20,7 @@ from importlib import resources
 import numpy as np
 
 import rnncore
-from rnncore import checkpoint
+from rnncore import checkpoint, distributed
 from rnncore.text import Vocab, batchify
 
 DEFAULTS = dict(hidden=256, layers=2, embed=64, batch=32, bptt=64, steps=2000, lr=2e-3, clip=5.0, dropout=0.0,
@@ -86,6 +86,7 @@ class LanguageModel:
         self.step = 0
         self.state = None
         self.history = []  # (step, train bits, val bits or nan)
+        self.dp = None  # under torchrun: rnncore.distributed.DataParallel(self.model)
 
     # --- checkpoints (rnncore.checkpoint: pickle-free, atomic, verified) ----------------
     def save(self, path):
@@ -117,10 +118,14 @@ class LanguageModel:
     # --- training and evaluation -----------------------------------------------------------
     def train_step(self, x, y):
         m = self.model
+        if self.dp is not None and self.cfg["dropout"] > 0:  # each rank its own masks, resumable
+            m[1].rng = np.random.default_rng([self.cfg["seed"], distributed.rank(), self.step])
         m.zero_grad()
         logits, self.state = m.forward(x, self.state)
         loss = self.loss.forward(logits, y)
         m.backward(self.loss.backward())
+        if self.dp is not None:  # data parallel: average over every rank's lanes (and the loss)
+            (loss,) = self.dp.average_gradients(weight=x.shape[1], values=[loss])
         rnncore.clip_grad_norm(m.grads, self.cfg["clip"])
         self.opt.step()
         self.step += 1
@@ -147,6 +152,19 @@ class LanguageModel:
         return prime + self.vocab.decode(out)
 
 
+def save_checkpoint(lm, path):
+    """lm.save(path); data parallel: every rank calls it, the carried state of every
+    rank's lanes is gathered, and rank 0 writes."""
+    if lm.dp is None:
+        return lm.save(path)
+    local, lm.state = lm.state, distributed.gather_lanes(lm.state)
+    try:
+        if distributed.is_main():
+            lm.save(path)
+    finally:
+        lm.state = local
+
+
 def progress(step, total, bits, rate, width=28):
     done = int(width * step / max(total, 1))
     return (f"[{'=' * done}{'>' if done < width else ''}{' ' * max(width - done - 1, 0)}] "
@@ -155,13 +173,22 @@ def progress(step, total, bits, rate, width=28):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        ddp = distributed.init()  # under torchrun: data parallel, this process one rank of several
+    except (ImportError, distributed.DistributedError) as exc:
+        raise SystemExit(f"python -m rnncore: {exc}") from None
+    main_rank = distributed.is_main()  # rank 0 alone prints, evaluates, samples and writes files
+    if ddp:
+        args.threads = args.threads or distributed.default_threads()
+        args.quiet = args.quiet or not main_rank
     if args.threads:
         rnncore.set_num_threads(args.threads)
     say = (lambda *a, **k: None) if args.quiet else print
     if args.resume:
-        if not os.path.exists(args.checkpoint):
+        path = distributed.file_from_main(args.checkpoint) if ddp else args.checkpoint
+        if path is None or not os.path.exists(path):
             raise SystemExit(f"--resume: no checkpoint at {args.checkpoint}")
-        lm = LanguageModel.load(args.checkpoint, args.backend)
+        lm = LanguageModel.load(path, args.backend)
         cfg = lm.cfg
         for key in DEFAULTS:  # options given now override the saved ones where they can
             if getattr(args, key, None) is not None and key in ("steps", "lr", "clip"):
@@ -176,11 +203,21 @@ def main(argv=None):
     vocab = lm.vocab
     train_ids, val_ids = vocab.encode(text[:split]), vocab.encode(text[split:], end=True)
     inputs, targets = batchify(train_ids, cfg["batch"], cfg["bptt"])
+    if ddp:  # this rank's lanes of each batch (and of a resumed carried state); rank 0's weights
+        try:
+            mine = distributed.lanes(cfg["batch"])
+        except ValueError as exc:
+            raise SystemExit(f"--batch: {exc}") from None
+        inputs, targets = np.ascontiguousarray(inputs[..., mine]), np.ascontiguousarray(targets[..., mine])
+        if lm.state is not None:
+            lm.state = [tuple(np.ascontiguousarray(s[:, mine]) for s in lm.state[0])]
+        lm.dp = distributed.DataParallel(lm.model)
     v_inputs, v_targets = batchify(val_ids, max(1, min(cfg["batch"], len(val_ids) // (cfg["bptt"] + 1))), cfg["bptt"])
     baseline = unigram_bits(train_ids, len(vocab))
     say(f"rnncore {rnncore.__version__}: character LSTM on {source}: {len(text):,} characters, "
         f"vocabulary {len(vocab)}, {cfg['layers']}x{cfg['hidden']} LSTM, batch {cfg['batch']} x {cfg['bptt']} steps, "
-        f"backend {lm.model[1].backend}, {rnncore.get_num_threads()} thread(s)")
+        f"backend {lm.model[1].backend}, {rnncore.get_num_threads()} thread(s)"
+        + (f" x {distributed.world_size()} processes (data parallel)" if ddp else ""))
     say(f"unigram baseline {baseline:.3f} bits/char")
     sample_rng = np.random.default_rng(cfg["seed"] + 99)
     tty = sys.stdout.isatty()
@@ -192,22 +229,29 @@ def main(argv=None):
         bits = lm.train_step(inputs[k], targets[k])
         smooth = bits if smooth is None else 0.95 * smooth + 0.05 * bits
         val = float("nan")
-        if lm.step % args.checkpoint_every == 0 or lm.step == cfg["steps"]:
+        due = lm.step % args.checkpoint_every == 0 or lm.step == cfg["steps"]
+        if due and main_rank:
             val = lm.evaluate(v_inputs, v_targets)
         lm.history.append((lm.step, bits, val))
         rate = (lm.step - start_step) * cfg["batch"] * cfg["bptt"] / (time.perf_counter() - start)
         if not args.quiet and (lm.step % 20 == 0 or lm.step == cfg["steps"]):
             line = progress(lm.step, cfg["steps"], smooth, rate)
             print("\r" + line if tty else line, end="" if tty else "\n", flush=True)
-        if not math.isnan(val):
+        if due:
             say(("\n" if tty else "") + f"step {lm.step}: validation {val:.3f} bits/char")
-            lm.save(args.checkpoint)
-        if args.sample_every and lm.step % args.sample_every == 0 and not args.quiet:
+            save_checkpoint(lm, args.checkpoint)
+        sample_due = args.sample_every and lm.step % args.sample_every == 0
+        if sample_due and not args.quiet:
             say(("\n" if tty else "") + "--- sample ---\n" + lm.sample(args.prime, args.sample_length,
                                                                        args.temperature, sample_rng) + "\n---")
+        if ddp and (due or sample_due):
+            distributed.barrier()  # the other ranks wait here (not in the next all-reduce) for rank 0
     elapsed = time.perf_counter() - start
+    save_checkpoint(lm, args.checkpoint)
+    if not main_rank:
+        distributed.shutdown()
+        return 0
     val = lm.evaluate(v_inputs, v_targets)
-    lm.save(args.checkpoint)
     if args.plot:
         from rnncore.plot import line_plot
         hist = np.array(lm.history, np.float64).reshape(-1, 3)
@@ -224,6 +268,8 @@ def main(argv=None):
     print(f"validation {val:.3f} bits/char (unigram baseline {baseline:.3f}) after {lm.step} steps; "
           f"{elapsed:.1f} s, {tokens / max(elapsed, 1e-9):,.0f} tokens/s; checkpoint {args.checkpoint}"
           + (f", plot {args.plot}" if args.plot else ""))
+    if ddp:
+        distributed.shutdown()
     return 0
 
 
