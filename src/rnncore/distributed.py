@@ -28,8 +28,8 @@ connections, and the others raise as soon as they next wait on it (within about 
 on one machine); a rank that stops responding without closing them (a hung process, a
 machine cut off from the network) is given up on after the process group's timeout
 (``init(timeout=...)``, default ``DEFAULT_TIMEOUT`` = 60 s, or ``RNNCORE_DIST_TIMEOUT``
-seconds). After such an error the process group is unusable: exit, and restart from the
-last checkpoint.
+seconds). Such an error also shuts the process group down (it cannot be used again): exit,
+and restart from the last checkpoint.
 
 The helpers that only read the launcher's environment (``launched``, ``rank``,
 ``world_size``, ``lanes``...) do not import PyTorch; ``init`` and ``DataParallel`` do
@@ -179,9 +179,12 @@ def init(timeout=None, *, backend="gloo", init_method=None, rank=None, world_siz
 def shutdown():
     """Leave the process group (no-op when there is none)."""
     global _patient
-    if is_initialized():
-        _dist().destroy_process_group()
     _patient = None
+    if is_initialized():
+        try:
+            _dist().destroy_process_group()
+        except RuntimeError:  # a group a failed collective left behind: nothing more to release
+            pass
 
 
 def _require_group(what):
@@ -200,10 +203,12 @@ def _collective(what, fn):
         raise
     except RuntimeError as exc:
         elapsed = time.monotonic() - start
+        n = world_size()
+        shutdown()  # unusable now; torn down here, an exiting process cannot abort in its destructors
         raise DistributedError(
-            f"{what}: the collective over {world_size()} processes failed after {elapsed:.1f} s: another rank "
-            f"died, was killed or stopped responding ({type(exc).__name__}: {exc}). The process group is no "
-            f"longer usable: exit, and restart from the last checkpoint.") from exc
+            f"{what}: the collective over {n} processes failed after {elapsed:.1f} s: another rank died, was "
+            f"killed or stopped responding ({type(exc).__name__}: {exc}). The process group has been shut "
+            f"down: exit, and restart from the last checkpoint.") from exc
 
 
 def barrier(timeout=WAIT_TIMEOUT):

@@ -569,11 +569,16 @@ class _CellBase(nn.Module):
                 if tuple(s.shape) != shape:
                     raise ValueError(f"{n}: expected shape {shape}, got {tuple(s.shape)}")
                 states[i] = (s if batched else s.unsqueeze(0)).contiguous()
-        w = [None if n is None else getattr(self, n) for n in self._names]
-        new = _Step.apply(self._kernels, x.contiguous(), states[0], states[1] if lstm else None, *w)
+        new = self._step(x.contiguous(), states[0], states[1] if lstm else None)
         if not batched:
             new = tuple(s.squeeze(0) for s in new)
         return tuple(new) if lstm else new[0]
+
+    @torch.compiler.disable
+    def _step(self, x, h, c):
+        """One kernel call through autograd (under torch.compile a graph break)."""
+        w = [None if n is None else getattr(self, n) for n in self._names]
+        return _Step.apply(self._kernels, x, h, c, *w)
 
     def extra_repr(self):
         s = f"{self.input_size}, {self.hidden_size}"
