@@ -10,6 +10,7 @@ matches the single-process run and resumes exactly."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -354,8 +355,15 @@ def test_main_job_runs_data_parallel_under_torchrun_and_resumes(tmp_path):
 
     # stopped after 3 steps and resumed (under torchrun): where the uninterrupted run ends, bit for bit
     torchrun(tmp_path, *common, "--steps", "3", "--checkpoint", "r.npz", "--plot", "")
+    shutil.copy(tmp_path / "r.npz", tmp_path / "r1.npz")
     torchrun(tmp_path, *common, "--steps", "6", "--checkpoint", "r.npz", "--plot", "", "--resume")
     resumed, meta = checkpoint.load(tmp_path / "r.npz")
     assert meta["step"] == 6
     for k, v in dp.items():
         np.testing.assert_array_equal(resumed[k], v, err_msg=k)
+    # and the data-parallel checkpoint resumes in one process (every lane's state is in it)
+    lm_main(common + ["--steps", "6", "--checkpoint", str(tmp_path / "r1.npz"), "--plot", "", "--quiet", "--resume"])
+    single, _ = checkpoint.load(tmp_path / "r1.npz")
+    for k, v in dp.items():
+        if v.dtype.kind == "f" and k != "history":
+            assert_close(single[k], v, 1e-4, f"resumed in one process: {k}")

@@ -6,6 +6,10 @@ truncated BPTT over contiguous batch lanes, Adam with gradient-norm clipping. It
 progress line (loss, tokens per second), prints samples as it goes, writes a checkpoint
 (.npz, loaded without pickle, written atomically) and a loss-curve PNG, and ends with
 the validation loss in bits per character against the unigram baseline.
+
+Under torchrun (``torchrun --nproc-per-node 2 -m rnncore``) it trains data-parallel: each
+process its own lanes of the text, the gradients averaged every step, rank 0 alone printing
+and writing files.
 """
 
 from __future__ import annotations
