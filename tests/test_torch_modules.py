@@ -83,6 +83,24 @@ def test_state_dict_loads_both_ways(kind):
     np.testing.assert_allclose(ours(x)[0].detach().numpy(), layer.forward(x.numpy())[0], rtol=1e-12, atol=1e-13)
 
 
+def test_copies_and_pickles(tmp_path):
+    """copy.deepcopy and torch.save/torch.load of whole modules (best-model snapshots, EMA)."""
+    import copy
+    model = torch.nn.Sequential(rt.GRU(3, 4, batch_first=True, reset_after=False, backend="reference"))
+    cell = rt.LSTMCell(3, 4, peephole=True)
+    x = torch.randn(2, 5, 3)
+    for m, inp in ((model, x), (cell, x[:, 0])):
+        twin = copy.deepcopy(m)
+        torch.save(m, tmp_path / "m.pt")
+        loaded = torch.load(tmp_path / "m.pt", weights_only=False)
+        for other in (twin, loaded):
+            a, b = m(inp), other(inp)
+            a, b = (a[0], b[0]) if isinstance(a, tuple) else (a, b)
+            assert torch.equal(a, b)
+    assert loaded.backend == "native" and twin.backend == "native"
+    assert copy.deepcopy(model)[0].backend == "reference"
+
+
 def test_repr_and_options_beyond_torch():
     assert "peephole=True" in repr(rt.LSTM(3, 4, peephole=True))
     assert "reset_after=False" in repr(rt.GRU(3, 4, reset_after=False))

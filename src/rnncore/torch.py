@@ -52,6 +52,12 @@ class _Kernels:
         self.backend, self.ops = backends.resolve(backend)
         self.n_states = 2 if kind == "lstm" else 1
 
+    def __getstate__(self):  # pickling a module (torch.save, copy.deepcopy): the backend by name
+        return self.kind, self.backend, self.option
+
+    def __setstate__(self, state):
+        self.__init__(*state)
+
     def forward(self, x, s0, w, lengths, reverse):
         ops, o = self.ops, self.option
         if self.kind == "rnn":
