@@ -125,6 +125,11 @@ def test_environment_helpers(monkeypatch):
     assert rd.launched() and rd.rank() == 1 and rd.world_size() == 3 and not rd.is_main()
     assert rd.lanes(7) == slice(3, 5)
     assert rd.default_threads() >= 1
+    with pytest.raises(ValueError, match="^timeout: expected a positive"):
+        rd.init(0)
+    monkeypatch.setenv("RNNCORE_DIST_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="^RNNCORE_DIST_TIMEOUT"):
+        rd.init()
     monkeypatch.setenv("WORLD_SIZE", "two")
     with pytest.raises(ValueError, match="^WORLD_SIZE"):
         rd.launched()
@@ -192,6 +197,17 @@ for step in range(len(data)):
     rnncore.clip_grad_norm(dp.grads, 1.0)
     opt.step()
 np.savez(f"{out}/trained{rank}.npz", **dp.params)
+# bad use: an average with a non-positive weight; ranks that built different models
+errors = []
+try:
+    dp.average_gradients(weight=0)
+except ValueError as exc:
+    errors.append(str(exc))
+try:
+    rd.DataParallel(rnncore.Linear(3, 2 + rank))
+except ValueError as exc:
+    errors.append(str(exc))
+json.dump(errors, open(f"{out}/errors{rank}.json", "w"))
 # rnncore.torch modules under torch's own DistributedDataParallel
 import rnncore.torch
 torch.manual_seed(3)
@@ -244,6 +260,10 @@ def test_data_parallel_equals_a_single_process_on_the_whole_batch(tmp_path):
         np.testing.assert_array_equal(trained[0][k], trained[1][k], err_msg=f"{k}: ranks differ")
         assert_close(trained[0][k], p, 1e-10, f"after {len(data)} steps: {k}")
         assert not np.array_equal(p, built[0][k])  # it moved
+    for r in range(2):
+        errors = json.loads((tmp_path / f"errors{r}.json").read_text())
+        assert len(errors) == 2 and errors[0].startswith("weight: expected a positive"), errors
+        assert errors[1].startswith("module: rank 1's parameters differ from rank 0's"), errors
     from rnncore.torch import GRU
     torch.manual_seed(3)
     net = GRU(3, 4, num_layers=2, dtype=torch.float64)
@@ -314,13 +334,21 @@ JOB = ["--hidden", "24", "--layers", "2", "--embed", "8", "--batch", "5", "--bpt
 def torchrun(tmp_path, *args):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            "--max-restarts", "0", "-m", "rnncore", *args]
+    # its own session: torchrun and its workers are killed together if it does not finish
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     try:
-        out = subprocess.run(cmd, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=START_TIMEOUT,
-                             start_new_session=True)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"torchrun did not finish within {START_TIMEOUT:.0f} s: {exc.stdout}\n{exc.stderr}")
-    assert out.returncode == 0, f"torchrun failed:\n{out.stdout}\n{out.stderr}"
-    return out.stdout
+        stdout, stderr = proc.communicate(timeout=START_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"torchrun did not finish within {START_TIMEOUT:.0f} s:\n{stdout}\n{stderr}")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, f"torchrun failed:\n{stdout}\n{stderr}"
+    return stdout
 
 
 @pytest.mark.slow

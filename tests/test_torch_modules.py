@@ -28,6 +28,16 @@ NUMPY_LAYERS = {"rnn": rnncore.RNN, "lstm": rnncore.LSTM, "gru": rnncore.GRU}
 NUMPY_CELLS = {"rnn": rnncore.RNNCell, "lstm": rnncore.LSTMCell, "gru": rnncore.GRUCell}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """torch's own operations on one thread: on a loaded 2-core machine its second OpenMP
+    thread waits for a time slice at every parallel region (nothing here is timed)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def check(name, actual, expected, dtype):
     assert actual is not None, f"{name}: no gradient"
     err = rel_err(actual.detach().numpy(), expected.detach().numpy())
