@@ -32,8 +32,8 @@ seconds). Such an error also shuts the process group down (it cannot be used aga
 and restart from the last checkpoint.
 
 The helpers that only read the launcher's environment (``launched``, ``rank``,
-``world_size``, ``lanes``...) do not import PyTorch; ``init`` and ``DataParallel`` do
-(``pip install rnncore[torch]``).
+``world_size``, ``lanes``...) do not import PyTorch; ``init``, ``DataParallel`` and the
+collectives do (``pip install rnncore[torch]``).
 """
 
 from __future__ import annotations
