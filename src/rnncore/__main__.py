@@ -21,6 +21,10 @@ model, optimizer, step, carried state and early-stopping record are restored, an
 resumed run ends bit for bit where an uninterrupted one would) or ``--overwrite``
 (start a new run over it). A bad option or unusable input ends with one line naming
 the problem and exit status 2.
+
+Under torchrun (``torchrun --nproc-per-node 2 -m rnncore``) it trains data-parallel: each
+process its own lanes of the text, the gradients averaged every step, rank 0 alone
+printing, evaluating, sampling and writing files.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from importlib import resources
 import numpy as np
 
 import rnncore
-from rnncore import checkpoint
+from rnncore import checkpoint, distributed
 from rnncore.text import Vocab, WordVocab, batchify, detokenize, tokenize
 
 PROG = "python -m rnncore"
@@ -264,6 +268,7 @@ class LanguageModel:
         self.history = []  # (step, train bits, val bits or nan)
         self.best_val, self.best_step, self.bad_evals = math.inf, 0, 0
         self.text = {}  # where the training text came from: {"source": path or None, "sha256": ...}
+        self.dp = None  # under torchrun: rnncore.distributed.DataParallel(self.model)
 
     @property
     def unit(self):
@@ -316,10 +321,15 @@ class LanguageModel:
     # --- training and evaluation -----------------------------------------------------------
     def train_step(self, x, y):
         m = self.model
+        if self.dp is not None and self.cfg["dropout"] > 0:  # each rank its own masks, resumable
+            for i, layer in enumerate(layer for layer in m.layers if hasattr(layer, "rng")):
+                layer.rng = np.random.default_rng([self.cfg["seed"], distributed.rank(), self.step, i])
         m.zero_grad()
         logits, self.state = m.forward(x, self.state)
         loss = self.loss.forward(logits, y)
         m.backward(self.loss.backward())
+        if self.dp is not None:  # data parallel: average over every rank's lanes (and the loss)
+            (loss,) = self.dp.average_gradients(weight=x.shape[1], values=[loss])
         rnncore.clip_grad_norm(m.grads, self.cfg["clip"], backend=self.backend)
         self.opt.step()
         self.step += 1
@@ -357,6 +367,19 @@ class LanguageModel:
         return detokenize([self.vocab.words[i] for i in np.concatenate([ids[1:], out])], eos="")
 
 
+def save_checkpoint(lm, path):
+    """lm.save(path); data parallel: every rank calls it, the carried state of every
+    rank's lanes is gathered, and rank 0 writes."""
+    if lm.dp is None:
+        return lm.save(path)
+    local, lm.state = lm.state, distributed.gather_lanes(lm.state)
+    try:
+        if distributed.is_main():
+            lm.save(path)
+    finally:
+        lm.state = local
+
+
 def progress(step, total, bits, rate, unit="char", width=28):
     done = int(width * step / max(total, 1))
     return (f"[{'=' * done}{'>' if done < width else ''}{' ' * max(width - done - 1, 0)}] "
@@ -368,8 +391,11 @@ def configure(args):
     (options that would change a resumed model are refused)."""
     given = {k: getattr(args, k) for k in DEFAULTS if getattr(args, k, None) is not None}
     if args.resume:
+        path = distributed.file_from_main(args.checkpoint) if distributed.is_initialized() else args.checkpoint
+        if path is None or not os.path.exists(path):
+            raise UsageError(f"--resume: no checkpoint at {args.checkpoint}")
         try:
-            lm = LanguageModel.load(args.checkpoint, args.backend)
+            lm = LanguageModel.load(path, args.backend)
         except checkpoint.CheckpointError as e:
             raise UsageError(f"--resume: {e}") from None
         for key, value in given.items():
@@ -412,6 +438,15 @@ def prepare(args):
         raise UsageError(f"--text: {source} leaves {len(val_ids)} validation {unit} (the last 5%); at least 2 "
                          f"are needed")
     inputs, targets = batchify(train_ids, cfg["batch"], cfg["bptt"])
+    if distributed.is_initialized():  # this rank's lanes of each batch (and of a resumed carried state)
+        try:
+            mine = distributed.lanes(cfg["batch"])
+        except ValueError as exc:
+            raise UsageError(f"--batch: {exc}") from None
+        inputs, targets = np.ascontiguousarray(inputs[..., mine]), np.ascontiguousarray(targets[..., mine])
+        if lm.state is not None:
+            lm.state = [tuple(np.ascontiguousarray(s[:, mine]) for s in lm.state[0])]
+        lm.dp = distributed.DataParallel(lm.model)  # rank 0's weights on every rank
     v_inputs, v_targets = validation_batches(val_ids, cfg["batch"], cfg["bptt"])
     data = dict(source=source, chars=len(text), inputs=inputs, targets=targets, v_inputs=v_inputs,
                 v_targets=v_targets, baseline=unigram_bits(train_ids, val_ids, len(vocab)),
@@ -424,11 +459,11 @@ def record_validation(lm, val, args):
     the best one when it improved. Returns a note for the progress output."""
     if val < lm.best_val:
         lm.best_val, lm.best_step, lm.bad_evals = val, lm.step, 0
-        lm.save(args.checkpoint)
-        lm.save(args.best)
+        save_checkpoint(lm, args.checkpoint)
+        save_checkpoint(lm, args.best)
         return "best so far"
     lm.bad_evals += 1
-    lm.save(args.checkpoint)
+    save_checkpoint(lm, args.checkpoint)
     note = f"best {lm.best_val:.3f} at step {lm.best_step}"
     if lm.cfg["patience"]:
         note += f"; {lm.bad_evals} of {lm.cfg['patience']} evaluations without improvement"
@@ -456,7 +491,10 @@ def train(lm, data, args, say):
         val = math.nan
         evaluate = lm.step % args.checkpoint_every == 0 or lm.step == cfg["steps"]
         if evaluate:
-            val = lm.evaluate(data["v_inputs"], data["v_targets"])
+            val = lm.evaluate(data["v_inputs"], data["v_targets"]) if distributed.is_main() else math.nan
+            if lm.dp is not None:  # the others wait for rank 0's evaluation, then share its result
+                distributed.barrier()
+                val = distributed.all_gather_object(val)[0]
         lm.history.append((lm.step, bits, val))
         rate = (lm.step - start_step) * cfg["batch"] * cfg["bptt"] / (time.perf_counter() - start)
         if not args.quiet and (lm.step % 20 == 0 or lm.step == cfg["steps"]):
@@ -465,9 +503,12 @@ def train(lm, data, args, say):
         if evaluate:
             note = record_validation(lm, val, args)
             say(("\n" if tty else "") + f"step {lm.step}: validation {val:.3f} bits/{lm.unit} ({note})")
-        if args.sample_every and lm.step % args.sample_every == 0 and not args.quiet:
+        sample_due = args.sample_every and lm.step % args.sample_every == 0
+        if sample_due and not args.quiet:
             say(("\n" if tty else "") + "--- sample ---\n" + lm.sample(args.prime, args.sample_length,
                                                                        args.temperature, sample_rng) + "\n---")
+        if lm.dp is not None and sample_due:
+            distributed.barrier()  # the other ranks wait here (not in the next all-reduce) for rank 0
     return val, why, time.perf_counter() - start, (lm.step - start_step) * cfg["batch"] * cfg["bptt"]
 
 
@@ -480,7 +521,24 @@ def write_plot(lm, path, baseline):
 
 
 def run(args):
-    """Train as the options say; returns the final line."""
+    """Train as the options say; returns the final line (None on the ranks other than 0 of
+    a data-parallel run)."""
+    try:
+        ddp = distributed.init()  # under torchrun: data parallel, this process one rank of several
+    except (ImportError, distributed.DistributedError) as exc:
+        raise UsageError(f"torchrun: {exc}") from None
+    try:
+        return _run(args, ddp)
+    finally:
+        if ddp:
+            distributed.shutdown()
+
+
+def _run(args, ddp):
+    main_rank = distributed.is_main()  # rank 0 alone prints, evaluates, samples and writes files
+    if ddp:
+        args.threads = args.threads or distributed.default_threads()
+        args.quiet = args.quiet or not main_rank
     if args.threads:
         rnncore.set_num_threads(args.threads)
     say = (lambda *a, **k: None) if args.quiet else print
@@ -489,9 +547,12 @@ def run(args):
     say(f"rnncore {rnncore.__version__}: {cfg['level']}-level LSTM on {data['source']}: {data['chars']:,} "
         f"characters, {data['train_tokens']:,} training and {data['val_tokens']:,} validation {unit}s, "
         f"vocabulary {len(lm.vocab):,}, {cfg['layers']}x{cfg['hidden']} LSTM, batch {cfg['batch']} x "
-        f"{cfg['bptt']} steps, backend {lm.lstm.backend}, {rnncore.get_num_threads()} thread(s)")
+        f"{cfg['bptt']} steps, backend {lm.lstm.backend}, {rnncore.get_num_threads()} thread(s)"
+        + (f" x {distributed.world_size()} processes (data parallel)" if ddp else ""))
     say(f"unigram baseline {data['baseline']:.3f} bits/{unit}")
     val, why, elapsed, tokens = train(lm, data, args, say)
+    if not main_rank:
+        return None
     if math.isnan(val):  # nothing was trained: a resumed run that had already ended
         val = lm.evaluate(data["v_inputs"], data["v_targets"])
     plot_file = plot_note = None
@@ -530,7 +591,8 @@ def main(argv=None):
         print(f"\n{PROG}: interrupted; the last checkpoint written is kept (--resume continues from it)",
               file=sys.stderr)
         raise SystemExit(130) from None
-    print(line)
+    if line is not None:
+        print(line)
     return 0
 
 
