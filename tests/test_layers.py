@@ -8,7 +8,7 @@ import rnncore
 from rnn_testing import (LAYERS, TOL, assert_close, make_layer, n_states_of, pack, random_problem,
                          unpack)
 
-KINDS = ["rnn", "lstm", "gru"]
+KINDS = ["rnn", "lstm", "gru", "indrnn"]
 
 
 def forward_backward(layer, x, states, lengths, wy, ws):
@@ -19,7 +19,7 @@ def forward_backward(layer, x, states, lengths, wy, ws):
 
 # ---- construction -------------------------------------------------------------------
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
 def test_parameter_names_and_shapes_follow_torch(kind):
     layer = make_layer(kind, 5, 3, num_layers=2, bidirectional=True)
     G = {"rnn": 1, "lstm": 4, "gru": 3}[kind]
@@ -34,6 +34,24 @@ def test_parameter_names_and_shapes_follow_torch(kind):
     assert list(layer.params) == list(expected)  # torch's order
     assert {k: v.shape for k, v in layer.grads.items()} == expected
     assert layer.weight_hh_l1_reverse is layer.params["weight_hh_l1_reverse"]
+
+
+def test_indrnn_parameters_follow_rnn_with_a_vector_recurrence():
+    layer = rnncore.IndRNN(5, 3, num_layers=2, bidirectional=True)
+    expected = {}
+    for k in range(2):
+        for sfx in ("", "_reverse"):
+            expected[f"weight_ih_l{k}{sfx}"] = (3, 5 if k == 0 else 6)
+            expected[f"weight_hh_l{k}{sfx}"] = (3,)
+            expected[f"bias_ih_l{k}{sfx}"] = (3,)
+            expected[f"bias_hh_l{k}{sfx}"] = (3,)
+    assert {k: v.shape for k, v in layer.params.items()} == expected
+    assert list(layer.params) == list(expected)
+    assert layer.nonlinearity == "relu" and rnncore.IndRNN(2, 3, nonlinearity="tanh").nonlinearity == "tanh"
+    assert set(rnncore.IndRNNCell(5, 3).params) == {"weight_ih", "weight_hh", "bias_ih", "bias_hh"}
+    assert rnncore.IndRNNCell(5, 3).params["weight_hh"].shape == (3,)
+    with pytest.raises(ValueError, match="nonlinearity"):
+        rnncore.IndRNN(2, 3, nonlinearity="gelu")
 
 
 def test_peephole_adds_diagonal_weights():

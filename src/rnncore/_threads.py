@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import operator
 
-from . import _core
-
 
 def set_num_threads(n):
     """Threads one kernel call may use (default: the CPUs this process may run on).
 
-    rnncore splits the hidden units of a time step across threads only when a step has
-    enough work to pay for the synchronisation (B*G*H*H >= 2**17 multiply-adds), and a
-    call falls back to the calling thread alone when the operating system takes the
-    other cores away (another thread pool spinning on them). BLAS calls inside
-    rnncore always run single-threaded. Results are bitwise reproducible at a given
-    thread count."""
+    A kernel call uses threads only when a time step has enough work to pay for the
+    synchronisation (B*G*H*H >= 2**17 multiply-adds): then each thread runs the whole
+    time loop on a slice of the batch, or, for small batches, every step is split over
+    slices of the hidden units with a barrier between steps. A call falls back to the
+    calling thread alone when the operating system takes the other cores away (another
+    thread pool spinning on them). BLAS calls inside rnncore always run single-threaded.
+    Results are bitwise reproducible at a given thread count."""
+    from . import _core
+
     try:
         n = operator.index(n)
     except TypeError as exc:
@@ -25,6 +26,8 @@ def set_num_threads(n):
 
 
 def get_num_threads():
+    from . import _core
+
     return _core.get_num_threads()
 
 

@@ -17,7 +17,7 @@
 // multiple of NR) finds its columns of every gate as whole panels.
 #pragma once
 
-#include "common.h"
+#include "runtime/common.h"
 
 namespace rnncore {
 

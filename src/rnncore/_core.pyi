@@ -1,0 +1,89 @@
+"""Typed stubs for rnncore._core, the compiled kernels (C++ over NumPy buffers).
+
+Every array argument must have the exact dtype of x (float32 or float64; lengths and
+targets int64), be C-contiguous and aligned; outputs and accumulators must be writeable
+and must not overlap the inputs. Checked against the compiled module by mypy's stubtest
+(tests/test_stubs.py): a function added to the module fails the check until it is here.
+"""
+
+from typing import Iterable, Optional
+
+import numpy as np
+from numpy.typing import NDArray
+
+_Floats = NDArray[np.floating]  # float32 or float64
+_Lengths = NDArray[np.int64]
+_Out = Optional[tuple[Optional[_Floats], ...]]
+
+# ---- threads and build ------------------------------------------------------------------
+
+def blas_config() -> str: ...
+def set_num_threads(n: int) -> None: ...
+def get_num_threads() -> int: ...
+def _set_parallel_threshold(work: int) -> None: ...
+def _parallel_threshold() -> int: ...
+def _parallel_stats() -> tuple[int, int]: ...
+def kernel_isa() -> str: ...
+
+# ---- recurrent cells (one template, python/bind_cell.h) ------------------------------------
+
+def elman_forward(x: _Floats, h0: Optional[_Floats], w_ih: _Floats, w_hh: _Floats, b_ih: Optional[_Floats],
+                  b_hh: Optional[_Floats], nonlinearity: str = "tanh", lengths: Optional[_Lengths] = None,
+                  reverse: bool = False, *, out: _Out = None) -> tuple[_Floats, _Floats]: ...
+def elman_backward(dy: Optional[_Floats], dh_n: Optional[_Floats], x: _Floats, h: _Floats, w_ih: _Floats, w_hh: _Floats,
+                   nonlinearity: str, lengths: Optional[_Lengths], reverse: bool, dw_ih: _Floats, dw_hh: _Floats,
+                   db_ih: Optional[_Floats], db_hh: Optional[_Floats], *, out: _Out = None) -> tuple[_Floats, _Floats]: ...
+def elman_step_forward(x: _Floats, h_prev: _Floats, w_ih: _Floats, w_hh: _Floats, b_ih: Optional[_Floats],
+                       b_hh: Optional[_Floats], nonlinearity: str = "tanh") -> _Floats: ...
+def elman_step_backward(dh: _Floats, x: _Floats, h_prev: _Floats, h: _Floats, w_ih: _Floats, w_hh: _Floats,
+                        nonlinearity: str, dw_ih: _Floats, dw_hh: _Floats, db_ih: Optional[_Floats],
+                        db_hh: Optional[_Floats]) -> tuple[_Floats, _Floats]: ...
+
+def lstm_forward(x: _Floats, h0: Optional[_Floats], c0: Optional[_Floats], w_ih: _Floats, w_hh: _Floats,
+                 b_ih: Optional[_Floats], b_hh: Optional[_Floats], w_ch: Optional[_Floats] = None,
+                 lengths: Optional[_Lengths] = None, reverse: bool = False, *,
+                 out: _Out = None) -> tuple[_Floats, _Floats, _Floats, _Floats]: ...
+def lstm_backward(dy: Optional[_Floats], dh_n: Optional[_Floats], dc_n: Optional[_Floats], x: _Floats, h: _Floats,
+                  c: _Floats, gates: _Floats, w_ih: _Floats, w_hh: _Floats, w_ch: Optional[_Floats],
+                  lengths: Optional[_Lengths], reverse: bool, dw_ih: _Floats, dw_hh: _Floats, db_ih: Optional[_Floats],
+                  db_hh: Optional[_Floats], dw_ch: Optional[_Floats], *,
+                  out: _Out = None) -> tuple[_Floats, _Floats, _Floats]: ...
+def lstm_step_forward(x: _Floats, h_prev: _Floats, c_prev: _Floats, w_ih: _Floats, w_hh: _Floats, b_ih: Optional[_Floats],
+                      b_hh: Optional[_Floats], w_ch: Optional[_Floats] = None) -> tuple[_Floats, _Floats, _Floats]: ...
+def lstm_step_backward(dh: _Floats, dc: Optional[_Floats], x: _Floats, h_prev: _Floats, c_prev: _Floats, c: _Floats,
+                       gates: _Floats, w_ih: _Floats, w_hh: _Floats, w_ch: Optional[_Floats], dw_ih: _Floats,
+                       dw_hh: _Floats, db_ih: Optional[_Floats], db_hh: Optional[_Floats],
+                       dw_ch: Optional[_Floats]) -> tuple[_Floats, _Floats, _Floats]: ...
+
+def gru_forward(x: _Floats, h0: Optional[_Floats], w_ih: _Floats, w_hh: _Floats, b_ih: Optional[_Floats],
+                b_hh: Optional[_Floats], reset_after: bool = True, lengths: Optional[_Lengths] = None,
+                reverse: bool = False, *, out: _Out = None) -> tuple[_Floats, _Floats, _Floats, _Floats]: ...
+def gru_backward(dy: Optional[_Floats], dh_n: Optional[_Floats], x: _Floats, h: _Floats, gates: _Floats, hn: _Floats,
+                 w_ih: _Floats, w_hh: _Floats, reset_after: bool, lengths: Optional[_Lengths], reverse: bool,
+                 dw_ih: _Floats, dw_hh: _Floats, db_ih: Optional[_Floats], db_hh: Optional[_Floats], *,
+                 out: _Out = None) -> tuple[_Floats, _Floats]: ...
+def gru_step_forward(x: _Floats, h_prev: _Floats, w_ih: _Floats, w_hh: _Floats, b_ih: Optional[_Floats],
+                     b_hh: Optional[_Floats], reset_after: bool = True) -> tuple[_Floats, _Floats, _Floats]: ...
+def gru_step_backward(dh: _Floats, x: _Floats, h_prev: _Floats, gates: _Floats, hn: _Floats, w_ih: _Floats, w_hh: _Floats,
+                      reset_after: bool, dw_ih: _Floats, dw_hh: _Floats, db_ih: Optional[_Floats],
+                      db_hh: Optional[_Floats]) -> tuple[_Floats, _Floats]: ...
+
+# IndRNN: w_hh (and dw_hh) are vectors [H]
+def indrnn_forward(x: _Floats, h0: Optional[_Floats], w_ih: _Floats, w_hh: _Floats, b_ih: Optional[_Floats],
+                   b_hh: Optional[_Floats], nonlinearity: str = "relu", lengths: Optional[_Lengths] = None,
+                   reverse: bool = False, *, out: _Out = None) -> tuple[_Floats, _Floats]: ...
+def indrnn_backward(dy: Optional[_Floats], dh_n: Optional[_Floats], x: _Floats, h: _Floats, w_ih: _Floats, w_hh: _Floats,
+                    nonlinearity: str, lengths: Optional[_Lengths], reverse: bool, dw_ih: _Floats, dw_hh: _Floats,
+                    db_ih: Optional[_Floats], db_hh: Optional[_Floats], *, out: _Out = None) -> tuple[_Floats, _Floats]: ...
+def indrnn_step_forward(x: _Floats, h_prev: _Floats, w_ih: _Floats, w_hh: _Floats, b_ih: Optional[_Floats],
+                        b_hh: Optional[_Floats], nonlinearity: str = "relu") -> _Floats: ...
+def indrnn_step_backward(dh: _Floats, x: _Floats, h_prev: _Floats, h: _Floats, w_ih: _Floats, w_hh: _Floats,
+                         nonlinearity: str, dw_ih: _Floats, dw_hh: _Floats, db_ih: Optional[_Floats],
+                         db_hh: Optional[_Floats]) -> tuple[_Floats, _Floats]: ...
+
+# ---- losses and training -------------------------------------------------------------------
+
+def softmax_xent_forward(logits: _Floats, targets: _Lengths, ignore_index: int = -100) -> tuple[_Floats, _Floats]: ...
+def softmax_xent_backward(probs: _Floats, targets: _Lengths, ignore_index: int = -100, scale: float = 1.0) -> _Floats: ...
+def clip_grad_norm(grads: Iterable[_Floats], max_norm: float) -> float: ...
+def clip_grad_value(grads: Iterable[_Floats], clip: float) -> None: ...
