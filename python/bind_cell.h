@@ -166,6 +166,8 @@ scalar_t* required(const py::handle& o, const char* name, Shape shape, bool writ
 
 struct Dims {
   index_t T, B, I, H;
+  const void* x;     // checked here, read by the kernels
+  const void* w_hh;
 };
 
 // T, B, I from x ([T,B,I], or [B,I] for a step) and H from w_hh, checked before anything
@@ -179,12 +181,12 @@ Dims recurrent_dims(const py::handle& x, const py::handle& w_hh, const CellSpec&
     if (w.ndim() != 1) throw py::value_error("w_hh: expected 1-D array (H,), got shape " + shape_of(w));
     d.H = w.shape(0);
     if (d.H <= 0) throw py::value_error("w_hh: the hidden size (its length) must be positive");
-    checked<scalar_t>(w, "w_hh", {d.H});
+    d.w_hh = checked<scalar_t>(w, "w_hh", {d.H});
   } else {
     if (w.ndim() != 2) throw py::value_error("w_hh: expected 2-D array (G*H, H), got shape " + shape_of(w));
     d.H = w.shape(1);
     if (d.H <= 0) throw py::value_error("w_hh: the hidden size (its second dimension) must be positive");
-    checked<scalar_t>(w, "w_hh", {spec.G * d.H, d.H});
+    d.w_hh = checked<scalar_t>(w, "w_hh", {spec.G * d.H, d.H});
   }
   const auto a = py::reinterpret_borrow<py::array>(x);  // dispatch_float checked it is one
   if (sequence) {
@@ -192,13 +194,13 @@ Dims recurrent_dims(const py::handle& x, const py::handle& w_hh, const CellSpec&
     d.T = a.shape(0);
     d.B = a.shape(1);
     d.I = a.shape(2);
-    checked<scalar_t>(a, "x", {d.T, d.B, d.I});
+    d.x = checked<scalar_t>(a, "x", {d.T, d.B, d.I});
   } else {
     if (a.ndim() != 2) throw py::value_error("x: expected 2-D array (B, I), got shape " + shape_of(a));
     d.T = 1;
     d.B = a.shape(0);
     d.I = a.shape(1);
-    checked<scalar_t>(a, "x", {d.B, d.I});
+    d.x = checked<scalar_t>(a, "x", {d.B, d.I});
   }
   if (d.I <= 0) throw py::value_error("x: the input size (its last dimension) must be positive");
   // (Sizes are products of the dimensions of C-contiguous arrays that exist, so they
@@ -244,12 +246,12 @@ py::object invoke(const std::array<py::object, N>& a) {
                         arg.role == Role::db_hh || arg.role == Role::dextra;
     (writes ? outputs : inputs).emplace_back(o, name);
     switch (arg.role) {
-      case Role::x: x = required<S>(o, name, seq ? Shape{T, B, I} : Shape{B, I}); break;
+      case Role::x: x = static_cast<const S*>(d.x); break;  // checked by recurrent_dims
       case Role::state_in:
         state_in[k] = F == Fn::forward ? optional<S>(o, name, {B, H}) : required<S>(o, name, {B, H});
         break;
       case Role::w_ih: p.w_ih = required<S>(o, name, {NG, I}); break;
-      case Role::w_hh: p.w_hh = required<S>(o, name, spec.vector_recurrence ? Shape{H} : Shape{NG, H}); break;
+      case Role::w_hh: p.w_hh = static_cast<const S*>(d.w_hh); break;
       case Role::b_ih: std::tie(p.b_ih, p.b_hh) = checked_pair<S>(o, name, a[i + 1], "b_hh", {NG}, "biases", false);
         break;
       case Role::b_hh: break;  // with b_ih
