@@ -215,14 +215,29 @@ Dims recurrent_dims(const py::handle& x, const py::handle& w_hh, const CellSpec&
 }
 
 // Checks every argument of one call against the signature and calls the driver.
-template <template <typename> class CellT, typename S, Fn F, std::size_t N>
-py::object invoke(const std::array<py::object, N>& a) {
+// One call's signature at run time (invoke is compiled once per cell and dtype, not per
+// function as well).
+struct Call {
+  Fn F;
+  int N;
+  const Arg* args;
+  const std::string* names;
+  int index_of(Role r) const {
+    for (int i = 0; i < N; ++i)
+      if (args[i].role == r) return i;
+    return -1;
+  }
+};
+
+template <template <typename> class CellT, typename S>
+py::object invoke(const Call& call, const py::object* a) {
   using Cell = CellT<S>;
-  using Sig = Signature<CellT, F>;
   constexpr const CellSpec& spec = Cell::spec;
-  constexpr bool seq = Sig::sequence;
-  const auto& names = Sig::names();
-  const Dims d = recurrent_dims<S>(a[Sig::index_of(Role::x)], a[Sig::index_of(Role::w_hh)], spec, seq);
+  const Fn F = call.F;
+  const int N = call.N;
+  const bool seq = F == Fn::forward || F == Fn::backward;
+  const std::string* names = call.names;
+  const Dims d = recurrent_dims<S>(a[call.index_of(Role::x)], a[call.index_of(Role::w_hh)], spec, seq);
   const index_t T = d.T, B = d.B, I = d.I, H = d.H, NG = spec.G * H;
   const S* x = nullptr;
   const S* state_in[rnncore::kMaxStates] = {};
@@ -237,8 +252,8 @@ py::object invoke(const std::array<py::object, N>& a) {
   int option = spec.option_default;
   py::object out = py::none();
   std::vector<Named> inputs, outputs;
-  for (int i = 0; i < static_cast<int>(N); ++i) {
-    const Arg& arg = Sig::args[i];
+  for (int i = 0; i < N; ++i) {
+    const Arg& arg = call.args[i];
     const py::object& o = a[i];
     const char* name = names[i].c_str();
     const int k = arg.k;
@@ -322,7 +337,7 @@ py::object invoke(const std::array<py::object, N>& a) {
   for (auto& r : res) ptr.push_back(static_cast<S*>(r.mutable_data()));
   {
     py::gil_scoped_release release;
-    if constexpr (F == Fn::forward) {
+    if (F == Fn::forward) {
       rnncore::SequenceForward<S> s{};
       s.y = ptr[0];
       for (int k = 0; k < spec.states; ++k) {
@@ -336,7 +351,7 @@ py::object invoke(const std::array<py::object, N>& a) {
       s.reverse = reverse;
       S* ws = workspace<S>(rnncore::sequence_forward_workspace(cell, T, B, I, H));
       rnncore::sequence_forward(cell, s, T, B, I, H, ws);
-    } else if constexpr (F == Fn::backward) {
+    } else if (F == Fn::backward) {
       rnncore::SequenceBackward<S> s{};
       s.dx = ptr[0];
       for (int k = 0; k < spec.states; ++k) {
@@ -353,7 +368,7 @@ py::object invoke(const std::array<py::object, N>& a) {
       s.reverse = reverse;
       S* ws = workspace<S>(rnncore::sequence_backward_workspace(cell, T, B, I, H));
       rnncore::sequence_backward(cell, s, T, B, I, H, ws);
-    } else if constexpr (F == Fn::step_forward) {
+    } else if (F == Fn::step_forward) {
       rnncore::StepForward<S> s{};
       for (int k = 0; k < spec.states; ++k) {
         s.state[k] = ptr[k];
@@ -414,8 +429,9 @@ void define(py::module_& m, const char* name, const char* doc, std::index_sequen
   using Sig = Signature<CellT, F>;
   auto fn = [](Obj<P>... args) -> py::object {
     const std::array<py::object, sizeof...(P)> a{std::move(args)...};
+    const Call call{F, Sig::N, Sig::args.data(), Sig::names().data()};
     return dispatch_float(a[Sig::index_of(Role::x)], "x",
-                          [&](auto tag) { return invoke<CellT, decltype(tag), F>(a); });
+                          [&](auto tag) { return invoke<CellT, decltype(tag)>(call, a.data()); });
   };
   if constexpr (Sig::sequence)
     m.def(name, fn, annotation<Sig, A>()..., py::kw_only(), py::arg("out") = py::none(), doc);

@@ -22,16 +22,6 @@ from . import _checks, _spec, backends
 from ._module import Module, is_grad_enabled
 
 
-def aligned_empty(shape, dtype, align=64):
-    """An uninitialised C-contiguous array starting on a cache-line boundary (threads
-    write neighbouring column slices of the arrays the kernels fill)."""
-    dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape)) * dtype.itemsize
-    raw = np.empty(nbytes + align, np.uint8)
-    skip = -raw.ctypes.data % align
-    return raw[skip:skip + nbytes].view(dtype).reshape(shape)
-
-
 class _Direction(NamedTuple):
     """What one (layer, direction)'s forward leaves for its backward."""
 
@@ -130,38 +120,53 @@ class _Recurrent(Module):
         a = _checks.array(name, a, self.dtype, shape)
         return np.ascontiguousarray(a.transpose(1, 0, 2)) if self.batch_first else a
 
+    # Internal arrays are reused across calls (never one handed to the caller): fresh
+    # multi-megabyte arrays each call cost more in page faults than the arithmetic of a
+    # mid-sized step. Those a kernel writes are the kernel's own, allocated by it on the
+    # first call (aligned for its threads) and handed back to it as out= afterwards.
     def _buffer(self, key, shape):
-        """An internal array reused across calls (never one handed to the caller):
-        fresh multi-megabyte arrays each call cost more in page faults than the
-        arithmetic of a mid-sized step."""
+        """An array for NumPy's own writes, reused across calls."""
         a = self._buffers.get(key)
         if a is None or a.shape != shape:
-            a = aligned_empty(shape, self.dtype)
-            self._buffers[key] = a
+            a = self._buffers[key] = np.empty(shape, self.dtype)
         return a
 
+    def _kernel_buffers(self, keys, shapes):
+        """The arrays a kernel wrote under these keys in an earlier call, where they still
+        fit, else None (the kernel allocates them; _keep stores them)."""
+        found = (self._buffers.get(k) if k is not None else None for k in keys)
+        return tuple(a if a is not None and a.shape == shape else None for a, shape in zip(found, shapes))
+
+    def _keep(self, keys, arrays):
+        for k, a in zip(keys, arrays):
+            if k is not None:
+                self._buffers[k] = a
+
     # ---- one (layer, direction) -------------------------------------------------------
-    def _direction_forward(self, k, x, states0, lengths, reverse, y_buf):
-        """Run (layer, direction) k on x, y into y_buf (None: a new array). Returns
-        (y [T,B,H], its final states, what its backward needs)."""
+    def _direction_forward(self, k, x, states0, lengths, reverse, y_key):
+        """Run (layer, direction) k on x, y into the buffer y_key (None: a new array for
+        the caller). Returns (y [T,B,H], its final states, what its backward needs)."""
         T, B = x.shape[:2]
         H, spec = self.hidden_size, self.spec
         w = self._weights[k][0]
-        out = ((y_buf,) + tuple(self._buffer((name, k), (T + 1, B, H)) for name in spec.states)
-               + tuple(self._buffer((name, k), (T, B, width * H)) for name, width in spec.saved))
-        y, *rest = self._forward_kernel(x, *states0, w.w_ih, w.w_hh, w.b_ih, w.b_hh, *self._cell_args(w), lengths,
-                                        reverse, out=out)
-        histories, saved = tuple(rest[:len(spec.states)]), tuple(rest[len(spec.states):])
+        keys = (y_key,) + tuple((name, k) for name in spec.states) + tuple((name, k) for name, _ in spec.saved)
+        shapes = ((T, B, H),) + ((T + 1, B, H),) * len(spec.states) + tuple((T, B, n * H) for _, n in spec.saved)
+        out = self._forward_kernel(x, *states0, w.w_ih, w.w_hh, w.b_ih, w.b_hh, *self._cell_args(w), lengths,
+                                   reverse, out=self._kernel_buffers(keys, shapes))
+        self._keep(keys, out)
+        y, histories, saved = out[0], tuple(out[1:1 + len(spec.states)]), tuple(out[1 + len(spec.states):])
         return y, [_spec.final_state(h, reverse) for h in histories], _Direction(x, histories, saved, reverse)
 
-    def _direction_backward(self, k, dy, dstates_n, saved: _Direction, lengths, dx_buf):
-        """Backward of (layer, direction) k, dx into dx_buf (None: a new array).
-        Returns (dx, the initial states' gradients)."""
+    def _direction_backward(self, k, dy, dstates_n, saved: _Direction, lengths, dx_key):
+        """Backward of (layer, direction) k, dx into the buffer dx_key (None: a new array
+        for the caller). Returns (dx, the initial states' gradients)."""
         w, g = self._weights[k]
         grads = (g.w_ih, g.w_hh, g.b_ih, g.b_hh) + ((g.extra,) if self.spec.extra else ())
+        dx_buf = self._kernel_buffers((dx_key,), (saved.x.shape,))
         dx, *ds0 = self._backward_kernel(dy, *dstates_n, saved.x, *saved.histories, *saved.saved, w.w_ih, w.w_hh,
                                          *self._cell_args(w), lengths, saved.reverse, *grads,
-                                         out=(dx_buf,) + (None,) * len(self.spec.states))
+                                         out=dx_buf + (None,) * len(self.spec.states))
+        self._keep((dx_key,), (dx,))
         return dx, ds0
 
     # ---- public API ------------------------------------------------------------------
@@ -214,11 +219,11 @@ class _Recurrent(Module):
             for d in range(D):
                 k = layer * D + d
                 if D == 2:
-                    y_buf = self._buffer(("y", k), (T, B, H))
+                    y_key = ("y", k)
                 else:  # the last layer's y goes to the caller: a fresh array
-                    y_buf = None if last else self._buffer(("out", layer), (T, B, H))
+                    y_key = None if last else ("out", layer)
                 y, fin, direction = self._direction_forward(k, inp, tuple(None if s is None else s[k] for s in states0),
-                                                            lengths, bool(d), y_buf)
+                                                            lengths, bool(d), y_key)
                 ys.append(y)
                 directions.append(direction)
                 for f, final in zip(finals, fin):
@@ -265,9 +270,8 @@ class _Recurrent(Module):
                     dy_d = self._buffer(("dy", k), (T, B, H))
                     np.copyto(dy_d, grad[:, :, d * H:(d + 1) * H])
                 first = layer == 0 and D == 1  # its dx goes to the caller: a fresh array
-                dx_buf = None if first else self._buffer(("dx", k), saved.directions[k].x.shape)
                 dx_d, ds0 = self._direction_backward(k, dy_d, tuple(None if s is None else s[k] for s in dstates_n),
-                                                     saved.directions[k], saved.lengths, dx_buf)
+                                                     saved.directions[k], saved.lengths, None if first else ("dx", k))
                 if dx is None:
                     dx = dx_d
                 else:
