@@ -408,3 +408,40 @@ def test_load_state_dict_checks_keys_shapes_and_dtypes():
         layer.load_state_dict({**good, "bias_ih_l0": np.zeros(12, np.int64)})
     layer.load_state_dict({k: v.astype(np.float64) for k, v in good.items()})  # converts precision
     assert layer.params["weight_ih_l0"].dtype == np.float32
+
+
+# ---- the reference backend needs no compiled code ----------------------------------------
+
+NO_CORE = """
+import sys, types
+import numpy as np
+
+
+class Untouchable(types.ModuleType):
+    def __getattr__(self, name):
+        raise AssertionError("the reference backend used rnncore._core." + name)
+
+
+sys.modules["rnncore._core"] = Untouchable("rnncore._core")
+import rnncore
+
+rng = np.random.default_rng(0)
+for cls, cell in ((rnncore.RNN, rnncore.RNNCell), (rnncore.LSTM, rnncore.LSTMCell), (rnncore.GRU, rnncore.GRUCell),
+                  (rnncore.IndRNN, rnncore.IndRNNCell)):
+    layer = cls(3, 4, num_layers=2, bidirectional=True, dropout=0.2, backend="reference", seed=0)
+    y, _ = layer.forward(rng.standard_normal((5, 2, 3)).astype(np.float32), lengths=[5, 2])
+    dx, _ = layer.backward(np.ones_like(y))
+    assert np.isfinite(dx).all() and any(g.any() for g in layer.grads.values())
+    c = cell(3, 4, backend="reference", seed=0)
+    out = c.forward(rng.standard_normal((2, 3)).astype(np.float32))
+    c.backward(tuple(np.ones_like(o) for o in out) if isinstance(out, tuple) else np.ones_like(out))
+print("ok")
+"""
+
+
+def test_reference_backend_runs_without_the_compiled_extension():
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-c", NO_CORE], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip() == "ok"
