@@ -22,6 +22,17 @@ from . import _checks, _spec, backends
 from ._module import Module, is_grad_enabled
 
 
+def aligned_empty(shape, dtype, align=64):
+    """An uninitialised C-contiguous array starting on a cache-line boundary (threads
+    write neighbouring column slices of the arrays the kernels fill, and BLAS reads
+    aligned inputs faster)."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    raw = np.empty(nbytes + align, np.uint8)
+    skip = -raw.ctypes.data % align
+    return raw[skip:skip + nbytes].view(dtype).reshape(shape)
+
+
 class _Direction(NamedTuple):
     """What one (layer, direction)'s forward leaves for its backward."""
 
@@ -120,27 +131,16 @@ class _Recurrent(Module):
         a = _checks.array(name, a, self.dtype, shape)
         return np.ascontiguousarray(a.transpose(1, 0, 2)) if self.batch_first else a
 
-    # Internal arrays are reused across calls (never one handed to the caller): fresh
-    # multi-megabyte arrays each call cost more in page faults than the arithmetic of a
-    # mid-sized step. Those a kernel writes are the kernel's own, allocated by it on the
-    # first call (aligned for its threads) and handed back to it as out= afterwards.
     def _buffer(self, key, shape):
-        """An array for NumPy's own writes, reused across calls."""
+        """An internal array reused across calls (never one handed to the caller):
+        fresh multi-megabyte arrays each call cost more in page faults than the
+        arithmetic of a mid-sized step. None for key None (a fresh array from the kernel)."""
+        if key is None:
+            return None
         a = self._buffers.get(key)
         if a is None or a.shape != shape:
-            a = self._buffers[key] = np.empty(shape, self.dtype)
+            a = self._buffers[key] = aligned_empty(shape, self.dtype)
         return a
-
-    def _kernel_buffers(self, keys, shapes):
-        """The arrays a kernel wrote under these keys in an earlier call, where they still
-        fit, else None (the kernel allocates them; _keep stores them)."""
-        found = (self._buffers.get(k) if k is not None else None for k in keys)
-        return tuple(a if a is not None and a.shape == shape else None for a, shape in zip(found, shapes))
-
-    def _keep(self, keys, arrays):
-        for k, a in zip(keys, arrays):
-            if k is not None:
-                self._buffers[k] = a
 
     # ---- one (layer, direction) -------------------------------------------------------
     def _direction_forward(self, k, x, states0, lengths, reverse, y_key):
@@ -149,11 +149,10 @@ class _Recurrent(Module):
         T, B = x.shape[:2]
         H, spec = self.hidden_size, self.spec
         w = self._weights[k][0]
-        keys = (y_key,) + tuple((name, k) for name in spec.states) + tuple((name, k) for name, _ in spec.saved)
-        shapes = ((T, B, H),) + ((T + 1, B, H),) * len(spec.states) + tuple((T, B, n * H) for _, n in spec.saved)
+        out = ((self._buffer(y_key, (T, B, H)),) + tuple(self._buffer((name, k), (T + 1, B, H)) for name in spec.states)
+               + tuple(self._buffer((name, k), (T, B, n * H)) for name, n in spec.saved))
         out = self._forward_kernel(x, *states0, w.w_ih, w.w_hh, w.b_ih, w.b_hh, *self._cell_args(w), lengths,
-                                   reverse, out=self._kernel_buffers(keys, shapes))
-        self._keep(keys, out)
+                                   reverse, out=out)
         y, histories, saved = out[0], tuple(out[1:1 + len(spec.states)]), tuple(out[1 + len(spec.states):])
         return y, [_spec.final_state(h, reverse) for h in histories], _Direction(x, histories, saved, reverse)
 
@@ -162,11 +161,9 @@ class _Recurrent(Module):
         for the caller). Returns (dx, the initial states' gradients)."""
         w, g = self._weights[k]
         grads = (g.w_ih, g.w_hh, g.b_ih, g.b_hh) + ((g.extra,) if self.spec.extra else ())
-        dx_buf = self._kernel_buffers((dx_key,), (saved.x.shape,))
         dx, *ds0 = self._backward_kernel(dy, *dstates_n, saved.x, *saved.histories, *saved.saved, w.w_ih, w.w_hh,
                                          *self._cell_args(w), lengths, saved.reverse, *grads,
-                                         out=dx_buf + (None,) * len(self.spec.states))
-        self._keep((dx_key,), (dx,))
+                                         out=(self._buffer(dx_key, saved.x.shape),) + (None,) * len(self.spec.states))
         return dx, ds0
 
     # ---- public API ------------------------------------------------------------------
