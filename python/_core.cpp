@@ -1,10 +1,11 @@
 // rnncore._core: the pybind11 module. Glue only: each bind_* file checks arguments,
-// allocates outputs, releases the GIL and calls one kernel from cpp/.
+// allocates outputs, releases the GIL and calls one kernel from cpp/ (the recurrent cells
+// all through one template, bind_cell.h).
 #include <pybind11/pybind11.h>
 
-#include "common.h"
-#include "packed_gemm.h"
-#include "parallel.h"
+#include "runtime/common.h"
+#include "runtime/packed_gemm.h"
+#include "runtime/parallel.h"
 
 namespace py = pybind11;
 
@@ -16,9 +17,7 @@ __attribute__((visibility("default"))) void rnncore_set_num_threads(int n) { rnn
 }
 
 namespace rnncore_py {
-void bind_elman(py::module_& m);
-void bind_lstm(py::module_& m);
-void bind_gru(py::module_& m);
+void bind_cells(py::module_& m);
 void bind_softmax(py::module_& m);
 void bind_ops(py::module_& m);
 }
@@ -43,9 +42,7 @@ PYBIND11_MODULE(_core, m) {
     return py::make_tuple(calls, solo);
   }, "(threaded kernel calls, calls that finished alone because the workers lost their cores)");
   m.def("kernel_isa", &rnncore::packed_isa, "Instruction set of the packed step kernels: avx512, avx2 or sse2.");
-  rnncore_py::bind_elman(m);
-  rnncore_py::bind_lstm(m);
-  rnncore_py::bind_gru(m);
+  rnncore_py::bind_cells(m);
   rnncore_py::bind_softmax(m);
   rnncore_py::bind_ops(m);
 }

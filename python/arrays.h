@@ -20,10 +20,21 @@ namespace rnncore_py {
 namespace py = pybind11;
 using index_t = std::int64_t;
 constexpr index_t ANY = -1;  // a free dimension in a shape pattern
-using Shape = std::initializer_list<index_t>;
+// A shape pattern of up to four dimensions, written as a braced list: {T, B, ANY}.
+struct Shape {
+  Shape(std::initializer_list<index_t> dims) : n(dims.size()) {
+    std::size_t i = 0;
+    for (index_t v : dims) d[i++] = v;
+  }
+  const index_t* begin() const { return d; }
+  const index_t* end() const { return d + n; }
+  std::size_t size() const { return n; }
+  index_t d[4] = {};
+  std::size_t n;
+};
 
-template <typename Shape>
-std::string shape_str(const Shape& shape) {
+template <typename ShapeT>
+std::string shape_str(const ShapeT& shape) {
   std::string s = "(";
   std::size_t i = 0;
   for (index_t d : shape) {
@@ -157,7 +168,7 @@ struct Named {
 
 inline bool overlap(const Named& a, const Named& b) { return a.lo < a.hi && b.lo < b.hi && a.lo < b.hi && b.lo < a.hi; }
 
-inline void check_disjoint(std::initializer_list<Named> outputs, std::initializer_list<Named> inputs) {
+inline void check_disjoint(const std::vector<Named>& outputs, const std::vector<Named>& inputs) {
   for (auto o = outputs.begin(); o != outputs.end(); ++o) {
     for (const auto& in : inputs)
       if (overlap(*o, in))
@@ -208,50 +219,27 @@ inline std::vector<py::object> out_tuple(const py::object& out, std::size_t n, c
   return items;
 }
 
-// Sizes shared by the recurrent kernels, read off weight_hh [G*H, H] and x [T, B, I].
-struct Dims {
-  index_t T, B, I, H;
-};
-
-template <typename scalar_t>
-Dims recurrent_dims(const py::array& x, const py::array& w_hh, index_t G, bool sequence) {
-  if (w_hh.ndim() != 2) throw py::value_error("w_hh: expected 2-D array (G*H, H), got shape " + shape_of(w_hh));
-  const index_t H = w_hh.shape(1);
-  if (H <= 0) throw py::value_error("w_hh: the hidden size (its second dimension) must be positive");
-  checked<scalar_t>(w_hh, "w_hh", {G * H, H});
-  Dims d{};
-  d.H = H;
-  if (sequence) {
-    if (x.ndim() != 3) throw py::value_error("x: expected 3-D array (T, B, I), got shape " + shape_of(x));
-    d.T = x.shape(0);
-    d.B = x.shape(1);
-    d.I = x.shape(2);
-    checked<scalar_t>(x, "x", {d.T, d.B, d.I});
-  } else {
-    if (x.ndim() != 2) throw py::value_error("x: expected 2-D array (B, I), got shape " + shape_of(x));
-    d.T = 1;
-    d.B = x.shape(0);
-    d.I = x.shape(1);
-    checked<scalar_t>(x, "x", {d.B, d.I});
-  }
-  if (d.I <= 0) throw py::value_error("x: the input size (its last dimension) must be positive");
-  // BLAS indexes with 32-bit integers: every GEMM dimension (T*B rows, G*H, I) must fit.
-  // Checked here, before any allocation or thread starts. (Sizes are products of the
-  // dimensions of C-contiguous arrays that exist, so they cannot overflow 64 bits.)
-  constexpr index_t limit = 2147483647;
-  if (d.T * d.B > limit)
-    throw py::value_error("x: T*B = " + std::to_string(d.T * d.B) +
-                          " rows exceed the 2**31-1 that BLAS can index; split the batch or the sequence");
-  if (G * H > limit || d.I > limit)
-    throw py::value_error("w_hh, x: a gate or input dimension exceeds the 2**31-1 that BLAS can index");
-  return d;
+// One dtype dispatch for every binding: calls f(float{}) or f(double{}) after the
+// float32/float64 array `a` (any other dtype, or no array, raises TypeError naming it).
+//   return dispatch_float(x, "x", [&](auto tag) { using S = decltype(tag); ... });
+template <typename F>
+decltype(auto) dispatch_float(const py::handle& a, const char* name, F&& f) {
+  if (!py::isinstance<py::array>(a))
+    throw py::type_error(std::string(name) + ": expected a float32 or float64 numpy.ndarray, got " +
+                         std::string(py::str(py::type::handle_of(a).attr("__name__"))));
+  const auto arr = py::reinterpret_borrow<py::array>(a);
+  require_float(arr, name);
+  if (is_float32(arr)) return f(float{});
+  return f(double{});
 }
 
-// Both biases or neither.
+// Both of a pair (biases, bias gradients) or neither.
 template <typename scalar_t>
-std::pair<const scalar_t*, const scalar_t*> checked_biases(const py::object& b_ih, const py::object& b_hh, index_t N) {
-  if (b_ih.is_none() != b_hh.is_none()) throw py::value_error("b_ih, b_hh: give both biases or neither");
-  return {optional<scalar_t>(b_ih, "b_ih", {N}), optional<scalar_t>(b_hh, "b_hh", {N})};
+std::pair<scalar_t*, scalar_t*> checked_pair(const py::object& a, const char* a_name, const py::object& b,
+                                            const char* b_name, Shape shape, const char* what, bool writable) {
+  if (a.is_none() != b.is_none())
+    throw py::value_error(std::string(a_name) + ", " + b_name + ": give both " + what + " or neither");
+  return {optional<scalar_t>(a, a_name, shape, writable), optional<scalar_t>(b, b_name, shape, writable)};
 }
 
 }  // namespace rnncore_py

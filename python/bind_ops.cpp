@@ -5,22 +5,14 @@
 #include <vector>
 
 #include "arrays.h"
-#include "clip.h"
-#include "generate.h"
-#include "linear.h"
-#include "optim.h"
+#include "ops/clip.h"
+#include "ops/generate.h"
+#include "ops/linear.h"
+#include "ops/optim.h"
 
 namespace rnncore_py {
 
 namespace {
-
-// Calls fn(S{}) with S the float type of `a` (float32 or float64), or raises.
-template <typename Fn>
-decltype(auto) with_float_type(const py::array& a, const char* name, Fn&& fn) {
-  require_float(a, name);
-  if (is_float32(a)) return fn(float{});
-  return fn(double{});
-}
 
 // ---- linear and embedding ------------------------------------------------------------
 
@@ -296,36 +288,41 @@ py::array_t<std::int64_t> generate(const py::array& embedding, const py::list& l
     if (!py::isinstance<py::array>(t[7]) || (!t[8].is_none() && !py::isinstance<py::array>(t[8])))
       throw py::type_error(name + ": states must be numpy arrays");
     const std::string cell = t[0].cast<std::string>();
-    index_t G;
-    if (cell == "elman") {
+    index_t G = 1;
+    if (cell == "elman" || cell == "indrnn") {
       if (!py::isinstance<py::str>(t[1])) throw py::type_error(name + ": the nonlinearity must be a str");
       const std::string act = t[1].cast<std::string>();
-      l.cell = rnncore::GenCell::elman;
-      l.act = act == "tanh" ? rnncore::Activation::tanh : act == "relu" ? rnncore::Activation::relu
-              : act == "sigmoid" ? rnncore::Activation::sigmoid
-              : throw py::value_error(name + ": nonlinearity must be tanh, relu or sigmoid");
-      G = 1;
+      l.cell = cell == "elman" ? rnncore::GenCell::elman : rnncore::GenCell::indrnn;
+      l.option = static_cast<int>(act == "tanh"      ? rnncore::Activation::tanh
+                                  : act == "relu"    ? rnncore::Activation::relu
+                                  : act == "sigmoid" ? rnncore::Activation::sigmoid
+                                  : throw py::value_error(name + ": nonlinearity must be tanh, relu or sigmoid"));
     } else if (cell == "lstm") {
       l.cell = rnncore::GenCell::lstm;
       G = 4;
     } else if (cell == "gru") {
+      if (!py::isinstance<py::bool_>(t[1])) throw py::type_error(name + ": reset_after must be a bool");
       l.cell = rnncore::GenCell::gru;
-      l.reset_after = t[1].cast<bool>();
+      l.option = t[1].cast<bool>() ? 1 : 0;
       G = 3;
     } else {
-      throw py::value_error(name + ": cell must be elman, lstm or gru, got " + cell);
+      throw py::value_error(name + ": cell must be elman, indrnn, lstm or gru, got " + cell);
     }
     const py::array w_ih = t[2].cast<py::array>(), w_hh = t[3].cast<py::array>();
-    if (w_hh.ndim() != 2) throw py::value_error(name + ": w_hh must be 2-D (G*H, H)");
-    const index_t H = w_hh.shape(1);
+    const bool vector = l.cell == rnncore::GenCell::indrnn;  // its w_hh is [H]
+    if (w_hh.ndim() != (vector ? 1 : 2))
+      throw py::value_error(name + ": w_hh must be " + (vector ? "1-D (H,)" : "2-D (G*H, H)"));
+    const index_t H = vector ? w_hh.shape(0) : w_hh.shape(1);
+    if (H <= 0) throw py::value_error(name + ": the hidden size must be positive");
     l.I = I;
     l.H = H;
     l.w_ih = checked<S>(w_ih, (name + " w_ih").c_str(), {G * H, I});
-    l.w_hh = checked<S>(w_hh, (name + " w_hh").c_str(), {G * H, H});
-    if (t[4].is_none() != t[5].is_none()) throw py::value_error(name + ": give both biases or neither");
-    l.b_ih = optional<S>(t[4], (name + " b_ih").c_str(), {G * H});
-    l.b_hh = optional<S>(t[5], (name + " b_hh").c_str(), {G * H});
-    l.w_ch = cell == "lstm" ? optional<S>(t[6], (name + " w_ch").c_str(), {3 * H}) : nullptr;
+    l.w_hh = vector ? checked<S>(w_hh, (name + " w_hh").c_str(), {H}) : checked<S>(w_hh, (name + " w_hh").c_str(), {G * H, H});
+    const auto [b_ih, b_hh] = checked_pair<S>(t[4], (name + " b_ih").c_str(), t[5], (name + " b_hh").c_str(), {G * H},
+                                              "biases", false);
+    l.b_ih = b_ih;
+    l.b_hh = b_hh;
+    l.extra = cell == "lstm" ? optional<S>(t[6], (name + " w_ch").c_str(), {3 * H}) : nullptr;
     l.h = checked<S>(t[7].cast<py::array>(), (name + " h").c_str(), {H}, true);
     l.c = cell == "lstm" ? checked<S>(t[8].cast<py::array>(), (name + " c").c_str(), {H}, true) : nullptr;
     states.emplace_back(t[7], "h");
@@ -379,7 +376,7 @@ void bind_ops(py::module_& m) {
       "sample_logits",
       [](const py::array& logits, double temperature, double u) {
         check_temperature(temperature, u);
-        return with_float_type(logits, "logits", [&](auto s) { return sample<decltype(s)>(logits, temperature, u); });
+        return dispatch_float(logits, "logits", [&](auto s) { return sample<decltype(s)>(logits, temperature, u); });
       },
       py::arg("logits"), py::arg("temperature"), py::arg("u"),
       "An index drawn from softmax(logits / temperature) (V,) with the uniform u in [0, 1): the first i whose "
@@ -388,7 +385,7 @@ void bind_ops(py::module_& m) {
       "generate",
       [](const py::array& embedding, const py::list& layers, const py::array& head_w, const py::object& head_b,
          const py::array& logits0, index_t steps, double temperature, const py::object& uniforms, std::int64_t end) {
-        return with_float_type(embedding, "embedding", [&](auto s) {
+        return dispatch_float(embedding, "embedding", [&](auto s) {
           return generate<decltype(s)>(embedding, layers, head_w, head_b, logits0, steps, temperature, uniforms, end);
         });
       },
@@ -400,7 +397,7 @@ void bind_ops(py::module_& m) {
   m.def(
       "linear_forward",
       [](const py::array& x, const py::array& weight, const py::object& bias, const py::object& out) {
-        return with_float_type(weight, "weight", [&](auto s) {
+        return dispatch_float(weight, "weight", [&](auto s) {
           return linear_forward<decltype(s)>(x, weight, bias, out);
         });
       },
@@ -410,7 +407,7 @@ void bind_ops(py::module_& m) {
       "linear_backward",
       [](const py::array& dy, const py::array& x, const py::array& weight, const py::array& dweight,
          const py::object& dbias, bool need_dx, const py::object& out) {
-        return with_float_type(weight, "weight", [&](auto s) {
+        return dispatch_float(weight, "weight", [&](auto s) {
           return linear_backward<decltype(s)>(dy, x, weight, dweight, dbias, need_dx, out);
         });
       },
@@ -421,7 +418,7 @@ void bind_ops(py::module_& m) {
   m.def(
       "embedding_forward",
       [](const py::array& ids, const py::array& weight, const py::object& out) {
-        return with_float_type(weight, "weight", [&](auto s) {
+        return dispatch_float(weight, "weight", [&](auto s) {
           return embedding_forward<decltype(s)>(ids, weight, out);
         });
       },
@@ -430,7 +427,7 @@ void bind_ops(py::module_& m) {
   m.def(
       "embedding_backward",
       [](const py::array& dy, const py::array& ids, const py::array& dweight) {
-        with_float_type(dweight, "dweight", [&](auto s) { embedding_backward<decltype(s)>(dy, ids, dweight); });
+        dispatch_float(dweight, "dweight", [&](auto s) { embedding_backward<decltype(s)>(dy, ids, dweight); });
       },
       py::arg("dy"), py::arg("ids"), py::arg("dweight"),
       "dweight[ids[n]] += dy[n] for every n (repeated ids add up).");

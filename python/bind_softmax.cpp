@@ -1,5 +1,5 @@
 #include "arrays.h"
-#include "softmax.h"
+#include "ops/softmax.h"
 
 namespace rnncore_py {
 
@@ -53,18 +53,18 @@ void bind_softmax(py::module_& m) {
   m.def(
       "softmax_xent_forward",
       [](const py::array& logits, const py::array& targets, std::int64_t ignore_index) {
-        require_float(logits, "logits");
-        return is_float32(logits) ? xent_forward<float>(logits, targets, ignore_index)
-                                  : xent_forward<double>(logits, targets, ignore_index);
+        return dispatch_float(logits, "logits", [&](auto s) {
+          return xent_forward<decltype(s)>(logits, targets, ignore_index);
+        });
       },
       py::arg("logits"), py::arg("targets"), py::arg("ignore_index") = -100,
       "Row-wise softmax cross-entropy. logits (N,V) float, targets (N,) int64 -> (loss (N,), probs (N,V)).");
   m.def(
       "softmax_xent_backward",
       [](const py::array& probs, const py::array& targets, std::int64_t ignore_index, double scale) {
-        require_float(probs, "probs");
-        return is_float32(probs) ? xent_backward<float>(probs, targets, ignore_index, scale)
-                                 : xent_backward<double>(probs, targets, ignore_index, scale);
+        return dispatch_float(probs, "probs", [&](auto s) {
+          return xent_backward<decltype(s)>(probs, targets, ignore_index, scale);
+        });
       },
       py::arg("probs"), py::arg("targets"), py::arg("ignore_index") = -100, py::arg("scale") = 1.0,
       "Gradient of the summed loss times scale with respect to the logits: scale * (probs - onehot).");

@@ -1,4 +1,5 @@
-"""Shared test helpers: tolerances, error measures, layer builders, finite differences."""
+"""Shared test helpers: tolerances, error measures, layer builders, finite differences
+(through the public rnncore.numeric_gradient)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ TOL = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-9}
 FD_EPS = 1e-6     # central-difference step (float64)
 FD_TOL = 1e-6     # relative error allowed between finite differences and backward
 
-LAYERS = {"rnn": rnncore.RNN, "lstm": rnncore.LSTM, "gru": rnncore.GRU}
-CELLS = {"rnn": rnncore.RNNCell, "lstm": rnncore.LSTMCell, "gru": rnncore.GRUCell}
+LAYERS = {"rnn": rnncore.RNN, "lstm": rnncore.LSTM, "gru": rnncore.GRU, "indrnn": rnncore.IndRNN}
+CELLS = {"rnn": rnncore.RNNCell, "lstm": rnncore.LSTMCell, "gru": rnncore.GRUCell, "indrnn": rnncore.IndRNNCell}
 
 # Largest relative error seen against PyTorch, per dtype (printed at the end of a run).
 WORST_VS_TORCH: dict[str, float] = {}
@@ -95,26 +96,14 @@ def analytic(layer, x, states, lengths, wy, wstates, rng_seed=None):
 
 
 def numeric(layer, x, states, lengths, wy, wstates, rng_seed=None):
-    """Central finite differences of loss_of with respect to the same arrays."""
+    """Central finite differences (rnncore.numeric_gradient) of loss_of with respect to the
+    same arrays."""
     targets = {"x": x}
     for name, s in zip(("h0", "c0"), states or []):
         targets[name] = s
     targets.update(layer.params)
-    out = {}
-    for name, arr in targets.items():
-        g = np.zeros(arr.shape)
-        flat = arr.reshape(-1)  # a view: perturb in place
-        gf = g.reshape(-1)
-        for i in range(flat.size):
-            orig = flat[i]
-            flat[i] = orig + FD_EPS
-            up = loss_of(layer, x, states, lengths, wy, wstates, rng_seed)[0]
-            flat[i] = orig - FD_EPS
-            down = loss_of(layer, x, states, lengths, wy, wstates, rng_seed)[0]
-            flat[i] = orig
-            gf[i] = (up - down) / (2 * FD_EPS)
-        out[name] = g
-    return out
+    loss = lambda: loss_of(layer, x, states, lengths, wy, wstates, rng_seed)[0]  # noqa: E731
+    return {name: rnncore.numeric_gradient(loss, arr, eps=FD_EPS) for name, arr in targets.items()}
 
 
 def copy_weights(src, dst):

@@ -29,6 +29,7 @@ def core_calls():
     yg, hg, gg, hng = _core.gru_forward(z(T, B, I), z(B, H), z(3 * H, I), z(3 * H, H), z(3 * H), z(3 * H))
     hs, cs, gs = _core.lstm_step_forward(z(B, I), z(B, H), z(B, H), z(4 * H, I), z(4 * H, H), z(4 * H), z(4 * H))
     hgs, ggs, hngs = _core.gru_step_forward(z(B, I), z(B, H), z(3 * H, I), z(3 * H, H), z(3 * H), z(3 * H))
+    yi, hi = _core.indrnn_forward(z(T, B, I), z(B, H), z(H, I), z(H), z(H), z(H))
     return {
         "lstm_forward": (_core.lstm_forward, dict(
             x=z(T, B, I), h0=z(B, H), c0=z(B, H), w_ih=z(4 * H, I), w_hh=z(4 * H, H), b_ih=z(4 * H), b_hh=z(4 * H),
@@ -71,6 +72,18 @@ def core_calls():
             dh=z(B, H), x=z(B, I), h_prev=z(B, H), gates=ggs, hn=hngs, w_ih=z(3 * H, I), w_hh=z(3 * H, H),
             reset_after=True, dw_ih=z(3 * H, I), dw_hh=z(3 * H, H), db_ih=z(3 * H), db_hh=z(3 * H)),
             ("dw_ih", "dw_hh", "db_ih", "db_hh")),
+        "indrnn_forward": (_core.indrnn_forward, dict(
+            x=z(T, B, I), h0=z(B, H), w_ih=z(H, I), w_hh=z(H), b_ih=z(H), b_hh=z(H), nonlinearity="tanh",
+            lengths=np.array([3, 0])), ()),
+        "indrnn_backward": (_core.indrnn_backward, dict(
+            dy=z(T, B, H), dh_n=z(B, H), x=z(T, B, I), h=hi, w_ih=z(H, I), w_hh=z(H), nonlinearity="relu",
+            lengths=np.array([1, 3]), reverse=True, dw_ih=z(H, I), dw_hh=z(H), db_ih=z(H), db_hh=z(H)),
+            ("dw_ih", "dw_hh", "db_ih", "db_hh")),
+        "indrnn_step_forward": (_core.indrnn_step_forward, dict(
+            x=z(B, I), h_prev=z(B, H), w_ih=z(H, I), w_hh=z(H), b_ih=z(H), b_hh=z(H), nonlinearity="relu"), ()),
+        "indrnn_step_backward": (_core.indrnn_step_backward, dict(
+            dh=z(B, H), x=z(B, I), h_prev=z(B, H), h=z(B, H), w_ih=z(H, I), w_hh=z(H), nonlinearity="sigmoid",
+            dw_ih=z(H, I), dw_hh=z(H), db_ih=z(H), db_hh=z(H)), ("dw_ih", "dw_hh", "db_ih", "db_hh")),
         "softmax_xent_forward": (_core.softmax_xent_forward, dict(logits=z(6, 4), targets=np.array([0, 1, 2, 3, 0, 1]),
                                                                   ignore_index=-100), ()),
         "softmax_xent_backward": (_core.softmax_xent_backward, dict(probs=z(6, 4), targets=np.array([0, 1, 2, 3, 0, 1]),
@@ -109,7 +122,7 @@ for fname, (fn, kwargs, outputs) in CALLS.items():
 # changes that are still valid calls: a forward's T is free (lengths stay within it), and
 # the class axis of softmax is free (the targets stay within it), and softmax takes either
 # precision (its only float argument sets it)
-LEGAL = {(f, "x", "dim0+1") for f in ("lstm_forward", "elman_forward", "gru_forward")} | {
+LEGAL = {(f, "x", "dim0+1") for f in ("lstm_forward", "elman_forward", "gru_forward", "indrnn_forward")} | {
     ("softmax_xent_forward", "logits", "dim1+1"), ("softmax_xent_backward", "probs", "dim1+1"),
     ("softmax_xent_forward", "logits", "float64"), ("softmax_xent_backward", "probs", "float64")}
 
@@ -194,16 +207,16 @@ def test_softmax_bad_targets_and_empty_classes():
 
 # ---- NaN and Inf: propagate, never hang ------------------------------------------------
 
-@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru", "indrnn"])
 @pytest.mark.parametrize("where", ["input", "weight", "inf-input"])
 def test_nan_and_inf_propagate(backend, kind, where):
-    cls = {"rnn": rnncore.RNN, "lstm": rnncore.LSTM, "gru": rnncore.GRU}[kind]
+    cls = {"rnn": rnncore.RNN, "lstm": rnncore.LSTM, "gru": rnncore.GRU, "indrnn": rnncore.IndRNN}[kind]
     layer = cls(3, 4, backend=backend, seed=0)
     x = np.random.default_rng(0).standard_normal((5, 2, 3)).astype(F)
     if where == "input":
         x[2, 0, 1] = np.nan
     elif where == "weight":
-        layer.params["weight_hh_l0"][0, 0] = np.nan
+        layer.params["weight_hh_l0"].flat[0] = np.nan
     else:
         x[2, 0, 1] = np.inf
     with np.errstate(all="ignore"):  # the NumPy reference warns about inf * 0, as NumPy does

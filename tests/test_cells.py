@@ -8,8 +8,9 @@ import rnncore
 from rnn_testing import CELLS, assert_close, make_layer
 
 VARIANTS = [("rnn", {"nonlinearity": "sigmoid"}), ("rnn", {"nonlinearity": "relu"}), ("lstm", {}),
-            ("lstm", {"peephole": True}), ("gru", {}), ("gru", {"reset_after": False})]
-IDS = ["rnn-sigmoid", "rnn-relu", "lstm", "lstm-peephole", "gru", "gru-cho"]
+            ("lstm", {"peephole": True}), ("gru", {}), ("gru", {"reset_after": False}), ("indrnn", {}),
+            ("indrnn", {"nonlinearity": "tanh"})]
+IDS = ["rnn-sigmoid", "rnn-relu", "lstm", "lstm-peephole", "gru", "gru-cho", "indrnn-relu", "indrnn-tanh"]
 
 
 def cell_state(kind, s):
@@ -54,7 +55,7 @@ def test_cell_loop_equals_layer(backend, dtype, kind, opts):
         assert_close(g, layer.grads[name + "_l0"], tol, name)
 
 
-@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru", "indrnn"])
 def test_cell_copies_what_it_saves(backend, kind):
     cell = CELLS[kind](3, 4, dtype=np.float64, backend=backend)
     x = np.ones((2, 3))
@@ -66,7 +67,7 @@ def test_cell_copies_what_it_saves(backend, kind):
     np.testing.assert_array_equal(cell.backward(grad)[0], ref)
 
 
-@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru", "indrnn"])
 def test_cell_errors(backend, kind):
     cell = CELLS[kind](3, 4, dtype=np.float32, backend=backend)
     grad = (np.zeros((2, 4), np.float32), None) if kind == "lstm" else np.zeros((2, 4), np.float32)

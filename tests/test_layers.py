@@ -8,7 +8,7 @@ import rnncore
 from rnn_testing import (LAYERS, TOL, assert_close, make_layer, n_states_of, pack, random_problem,
                          unpack)
 
-KINDS = ["rnn", "lstm", "gru"]
+KINDS = ["rnn", "lstm", "gru", "indrnn"]
 
 
 def forward_backward(layer, x, states, lengths, wy, ws):
@@ -19,7 +19,7 @@ def forward_backward(layer, x, states, lengths, wy, ws):
 
 # ---- construction -------------------------------------------------------------------
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
 def test_parameter_names_and_shapes_follow_torch(kind):
     layer = make_layer(kind, 5, 3, num_layers=2, bidirectional=True)
     G = {"rnn": 1, "lstm": 4, "gru": 3}[kind]
@@ -34,6 +34,24 @@ def test_parameter_names_and_shapes_follow_torch(kind):
     assert list(layer.params) == list(expected)  # torch's order
     assert {k: v.shape for k, v in layer.grads.items()} == expected
     assert layer.weight_hh_l1_reverse is layer.params["weight_hh_l1_reverse"]
+
+
+def test_indrnn_parameters_follow_rnn_with_a_vector_recurrence():
+    layer = rnncore.IndRNN(5, 3, num_layers=2, bidirectional=True)
+    expected = {}
+    for k in range(2):
+        for sfx in ("", "_reverse"):
+            expected[f"weight_ih_l{k}{sfx}"] = (3, 5 if k == 0 else 6)
+            expected[f"weight_hh_l{k}{sfx}"] = (3,)
+            expected[f"bias_ih_l{k}{sfx}"] = (3,)
+            expected[f"bias_hh_l{k}{sfx}"] = (3,)
+    assert {k: v.shape for k, v in layer.params.items()} == expected
+    assert list(layer.params) == list(expected)
+    assert layer.nonlinearity == "relu" and rnncore.IndRNN(2, 3, nonlinearity="tanh").nonlinearity == "tanh"
+    assert set(rnncore.IndRNNCell(5, 3).params) == {"weight_ih", "weight_hh", "bias_ih", "bias_hh"}
+    assert rnncore.IndRNNCell(5, 3).params["weight_hh"].shape == (3,)
+    with pytest.raises(ValueError, match="nonlinearity"):
+        rnncore.IndRNN(2, 3, nonlinearity="gelu")
 
 
 def test_peephole_adds_diagonal_weights():
@@ -390,3 +408,40 @@ def test_load_state_dict_checks_keys_shapes_and_dtypes():
         layer.load_state_dict({**good, "bias_ih_l0": np.zeros(12, np.int64)})
     layer.load_state_dict({k: v.astype(np.float64) for k, v in good.items()})  # converts precision
     assert layer.params["weight_ih_l0"].dtype == np.float32
+
+
+# ---- the reference backend needs no compiled code ----------------------------------------
+
+NO_CORE = """
+import sys, types
+import numpy as np
+
+
+class Untouchable(types.ModuleType):
+    def __getattr__(self, name):
+        raise AssertionError("the reference backend used rnncore._core." + name)
+
+
+sys.modules["rnncore._core"] = Untouchable("rnncore._core")
+import rnncore
+
+rng = np.random.default_rng(0)
+for cls, cell in ((rnncore.RNN, rnncore.RNNCell), (rnncore.LSTM, rnncore.LSTMCell), (rnncore.GRU, rnncore.GRUCell),
+                  (rnncore.IndRNN, rnncore.IndRNNCell)):
+    layer = cls(3, 4, num_layers=2, bidirectional=True, dropout=0.2, backend="reference", seed=0)
+    y, _ = layer.forward(rng.standard_normal((5, 2, 3)).astype(np.float32), lengths=[5, 2])
+    dx, _ = layer.backward(np.ones_like(y))
+    assert np.isfinite(dx).all() and any(g.any() for g in layer.grads.values())
+    c = cell(3, 4, backend="reference", seed=0)
+    out = c.forward(rng.standard_normal((2, 3)).astype(np.float32))
+    c.backward(tuple(np.ones_like(o) for o in out) if isinstance(out, tuple) else np.ones_like(out))
+print("ok")
+"""
+
+
+def test_reference_backend_runs_without_the_compiled_extension():
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-c", NO_CORE], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip() == "ok"

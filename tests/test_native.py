@@ -16,9 +16,12 @@ from rnn_testing import TOL, assert_close
 
 CELLS = [("elman", {"nonlinearity": "tanh"}), ("elman", {"nonlinearity": "relu"}),
          ("elman", {"nonlinearity": "sigmoid"}), ("lstm", {}), ("lstm", {"peephole": True}),
-         ("gru", {"reset_after": True}), ("gru", {"reset_after": False})]
-CELL_IDS = ["elman-tanh", "elman-relu", "elman-sigmoid", "lstm", "lstm-peephole", "gru", "gru-cho"]
-GATES = {"elman": 1, "lstm": 4, "gru": 3}
+         ("gru", {"reset_after": True}), ("gru", {"reset_after": False}), ("indrnn", {"nonlinearity": "relu"}),
+         ("indrnn", {"nonlinearity": "tanh"}), ("indrnn", {"nonlinearity": "sigmoid"})]
+CELL_IDS = ["elman-tanh", "elman-relu", "elman-sigmoid", "lstm", "lstm-peephole", "gru", "gru-cho", "indrnn-relu",
+            "indrnn-tanh", "indrnn-sigmoid"]
+GATES = {"elman": 1, "lstm": 4, "gru": 3, "indrnn": 1}
+ONE_STATE = ("elman", "indrnn")  # cells whose kernels take a nonlinearity and one state
 
 
 class Problem:
@@ -30,7 +33,7 @@ class Problem:
         self.kind, self.opts, self.reverse, self.dtype = kind, opts, reverse, np.dtype(dtype)
         f = lambda *shape: rng.uniform(-0.6, 0.6, shape).astype(dtype)  # noqa: E731
         self.x, self.h0, self.c0 = f(T, B, I), f(B, H), f(B, H)
-        self.w_ih, self.w_hh = f(G * H, I), f(G * H, H)
+        self.w_ih, self.w_hh = f(G * H, I), f(H) if kind == "indrnn" else f(G * H, H)
         self.b_ih, self.b_hh = (f(G * H), f(G * H)) if bias else (None, None)
         self.w_ch = f(3 * H) if opts.get("peephole") else None
         self.lengths = None if lengths is None else np.asarray(lengths, np.int64)
@@ -46,9 +49,9 @@ class Problem:
 
     def forward(self, ops, out=None):
         kw = {} if out is None else {"out": out}
-        if self.kind == "elman":
-            return ops.elman_forward(self.x, self.h0, self.w_ih, self.w_hh, self.b_ih, self.b_hh,
-                                     self.opts["nonlinearity"], self.lengths, self.reverse, **kw)
+        if self.kind in ONE_STATE:
+            return getattr(ops, f"{self.kind}_forward")(self.x, self.h0, self.w_ih, self.w_hh, self.b_ih, self.b_hh,
+                                                        self.opts["nonlinearity"], self.lengths, self.reverse, **kw)
         if self.kind == "lstm":
             return ops.lstm_forward(self.x, self.h0, self.c0, self.w_ih, self.w_hh, self.b_ih, self.b_hh,
                                     self.w_ch, self.lengths, self.reverse, **kw)
@@ -57,9 +60,10 @@ class Problem:
 
     def backward(self, ops, saved, grads, out=None):
         kw = {} if out is None else {"out": out}
-        if self.kind == "elman":
-            return ops.elman_backward(self.dy, self.dh_n, self.x, saved[1], self.w_ih, self.w_hh,
-                                      self.opts["nonlinearity"], self.lengths, self.reverse, *grads, **kw)
+        if self.kind in ONE_STATE:
+            return getattr(ops, f"{self.kind}_backward")(self.dy, self.dh_n, self.x, saved[1], self.w_ih, self.w_hh,
+                                                         self.opts["nonlinearity"], self.lengths, self.reverse,
+                                                         *grads, **kw)
         if self.kind == "lstm":
             return ops.lstm_backward(self.dy, self.dh_n, self.dc_n, self.x, *saved[1:], self.w_ih, self.w_hh,
                                      self.w_ch, self.lengths, self.reverse, *grads, **kw)
@@ -75,7 +79,7 @@ class Problem:
         fwd = list(fwd)
         if self.lengths is not None:
             pad = np.arange(self.x.shape[0])[:, None] >= self.lengths[None, :]
-            per_step = {"elman": (), "lstm": (3,), "gru": (2, 3)}[self.kind]
+            per_step = {"elman": (), "lstm": (3,), "gru": (2, 3), "indrnn": ()}[self.kind]
             for i in per_step:
                 fwd[i] = np.where(pad[:, :, None], 0, fwd[i])
         return fwd + list(bwd) + [a for a in g if a is not None]
@@ -115,12 +119,12 @@ def test_step_kernels_match_reference(dtype, kind, opts):
     p = Problem(kind, opts, 1, 3, 5, 6, dtype)
     x, h, c = p.x[0], p.h0, p.c0
     g_n, g_r = p.grads(), p.grads()
-    if kind == "elman":
+    if kind in ONE_STATE:
         nl = opts["nonlinearity"]
-        fn = [_core.elman_step_forward(x, h, p.w_ih, p.w_hh, p.b_ih, p.b_hh, nl)]
-        fr = [R.elman_step_forward(x, h, p.w_ih, p.w_hh, p.b_ih, p.b_hh, nl)]
-        bn = _core.elman_step_backward(p.dh_n, x, h, fn[0], p.w_ih, p.w_hh, nl, *g_n)
-        br = R.elman_step_backward(p.dh_n, x, h, fr[0], p.w_ih, p.w_hh, nl, *g_r)
+        fn = [getattr(_core, f"{kind}_step_forward")(x, h, p.w_ih, p.w_hh, p.b_ih, p.b_hh, nl)]
+        fr = [getattr(R, f"{kind}_step_forward")(x, h, p.w_ih, p.w_hh, p.b_ih, p.b_hh, nl)]
+        bn = getattr(_core, f"{kind}_step_backward")(p.dh_n, x, h, fn[0], p.w_ih, p.w_hh, nl, *g_n)
+        br = getattr(R, f"{kind}_step_backward")(p.dh_n, x, h, fr[0], p.w_ih, p.w_hh, nl, *g_r)
     elif kind == "lstm":
         fn = _core.lstm_step_forward(x, h, c, p.w_ih, p.w_hh, p.b_ih, p.b_hh, p.w_ch)
         fr = R.lstm_step_forward(x, h, c, p.w_ih, p.w_hh, p.b_ih, p.b_hh, p.w_ch)

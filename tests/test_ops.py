@@ -349,7 +349,8 @@ def test_sample_logits_rejects_what_is_not_a_distribution():
 
 GEN_MODELS = [(rnncore.LSTM, {}), (rnncore.LSTM, {"peephole": True}), (rnncore.GRU, {}),
               (rnncore.GRU, {"reset_after": False}), (rnncore.RNN, {"nonlinearity": "relu"}),
-              (rnncore.RNN, {"nonlinearity": "sigmoid", "bias": False})]
+              (rnncore.RNN, {"nonlinearity": "sigmoid", "bias": False}), (rnncore.IndRNN, {}),
+              (rnncore.IndRNN, {"nonlinearity": "tanh"})]
 
 
 def gen_model(cls, kw, dtype, V=17):
@@ -422,8 +423,9 @@ def test_generate_binding_errors():
 def test_native_generation_skips_dropout_layers_in_eval_mode(monkeypatch):
     from rnncore import training
     V = 11
-    model = rnncore.Sequential(rnncore.Embedding(V, 4, seed=0), rnncore.Dropout(0.5, seed=1),
-                               rnncore.LSTM(4, 6, seed=2), rnncore.Dropout(0.5, seed=3), rnncore.Linear(6, V, seed=4))
+    model = rnncore.Sequential(rnncore.Embedding(V, 4, seed=0),
+                               rnncore.Dropout(0.5, seed=1), rnncore.LSTM(4, 6, seed=2), rnncore.Dropout(0.5, seed=3),
+                               rnncore.Linear(6, V, seed=4), rnncore.Dropout(0.1, seed=6))
     model.eval()
     with rnncore.no_grad():
         _, state = model.forward(np.array([[1]]))

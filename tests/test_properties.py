@@ -20,12 +20,12 @@ SETTINGS = dict(deadline=None, database=None, derandomize=not os.environ.get("RN
 
 @st.composite
 def layer_problems(draw):
-    kind = draw(st.sampled_from(["rnn", "lstm", "gru"]))
+    kind = draw(st.sampled_from(["rnn", "lstm", "gru", "indrnn"]))
     T, B = draw(st.integers(0, 6)), draw(st.integers(0, 5))
     I, H = draw(st.integers(1, 6)), draw(st.integers(1, 40))
     opts = dict(num_layers=draw(st.integers(1, 3)), bidirectional=draw(st.booleans()), bias=draw(st.booleans()),
                 batch_first=draw(st.booleans()))
-    if kind == "rnn":
+    if kind in ("rnn", "indrnn"):
         opts["nonlinearity"] = draw(st.sampled_from(["tanh", "relu", "sigmoid"]))
     elif kind == "lstm":
         opts["peephole"] = draw(st.booleans())
@@ -39,7 +39,7 @@ def layer_problems(draw):
 @given(layer_problems())
 def test_native_equals_reference_on_random_problems(problem):
     kind, T, B, I, H, opts, lengths, threaded, seed = problem
-    cls = {"rnn": rnncore.RNN, "lstm": rnncore.LSTM, "gru": rnncore.GRU}[kind]
+    cls = {"rnn": rnncore.RNN, "lstm": rnncore.LSTM, "gru": rnncore.GRU, "indrnn": rnncore.IndRNN}[kind]
     before = _core._parallel_threshold()
     if threaded:
         _core._set_parallel_threshold(0)
@@ -77,7 +77,8 @@ def garbage():
 CORE_FUNCTIONS = [(name, n) for name, n in [
     ("elman_forward", 9), ("elman_backward", 13), ("lstm_forward", 10), ("lstm_backward", 17), ("gru_forward", 9),
     ("gru_backward", 15), ("elman_step_forward", 7), ("elman_step_backward", 11), ("lstm_step_forward", 8),
-    ("lstm_step_backward", 15), ("gru_step_forward", 7), ("gru_step_backward", 12), ("softmax_xent_forward", 3),
+    ("lstm_step_backward", 15), ("gru_step_forward", 7), ("gru_step_backward", 12), ("indrnn_forward", 9),
+    ("indrnn_backward", 13), ("indrnn_step_forward", 7), ("indrnn_step_backward", 11), ("softmax_xent_forward", 3),
     ("softmax_xent_backward", 4), ("clip_grad_norm", 2), ("clip_grad_value", 2), ("linear_forward", 3),
     ("linear_backward", 6), ("embedding_forward", 2), ("embedding_backward", 3), ("TensorGroup", 1),
     ("sgd_step", 7), ("adagrad_step", 5), ("adam_step", 10), ("sample_logits", 3), ("generate", 9)]]

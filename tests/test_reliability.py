@@ -11,7 +11,7 @@ import pytest
 import rnncore
 from rnncore import checkpoint
 
-KINDS = {"rnn": rnncore.RNN, "lstm": rnncore.LSTM, "gru": rnncore.GRU}
+KINDS = {"rnn": rnncore.RNN, "lstm": rnncore.LSTM, "gru": rnncore.GRU, "indrnn": rnncore.IndRNN}
 
 
 def train_steps(layer, seed, steps=3):
@@ -34,7 +34,7 @@ def train_steps(layer, seed, steps=3):
 def test_threads_training_separate_layers_match_serial_runs():
     rnncore.set_num_threads(2)
     make = [lambda i=i: KINDS[k](16, 48, num_layers=2, bidirectional=True, seed=i)
-            for i, k in enumerate(["lstm", "gru", "rnn", "lstm", "gru", "rnn"])]
+            for i, k in enumerate(["lstm", "gru", "rnn", "indrnn", "lstm", "gru", "rnn"])]
     serial = [train_steps(m(), seed=i) for i, m in enumerate(make)]
     results, errors = [None] * len(make), []
 
@@ -99,7 +99,7 @@ DETERMINISM = """
 import hashlib, numpy as np, rnncore
 rnncore.set_num_threads({threads})
 h = hashlib.sha256()
-for kind in ("RNN", "LSTM", "GRU"):
+for kind in ("RNN", "LSTM", "GRU", "IndRNN"):
     layer = getattr(rnncore, kind)(16, 64, num_layers=2, bidirectional=True, dropout=0.3, seed=5)
     rng = np.random.default_rng(1)
     opt = rnncore.Adam(layer.params, layer.grads)

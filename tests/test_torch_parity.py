@@ -133,3 +133,52 @@ def test_cell_matches_torch(backend, dtype, kind, bias):
         record(dtype, assert_close(d, s.grad.numpy(), tol, "state.grad"))
     for name, p in twin.named_parameters():
         record(dtype, assert_close(cell.grads[name], p.grad.numpy(), tol, name))
+
+
+# IndRNN has no torch module, but it is torch's Elman RNN with a diagonal recurrent matrix:
+# weight_hh = diag(w). The twin carries that matrix; its gradient's diagonal is ours.
+
+def indrnn_twin(layer):
+    opts = dict(num_layers=layer.num_layers, bias=layer.bias, batch_first=layer.batch_first,
+                bidirectional=layer.bidirectional, dtype=TORCH_DTYPE[layer.dtype], nonlinearity=layer.nonlinearity)
+    twin = torch.nn.RNN(layer.input_size, layer.hidden_size, **opts)
+    twin.load_state_dict({k: torch.from_numpy(np.diag(v) if k.startswith("weight_hh") else v.copy())
+                          for k, v in layer.state_dict().items()})
+    return twin
+
+
+@pytest.mark.parametrize("case", range(8))
+def test_indrnn_matches_torch_rnn_with_diagonal_recurrence(backend, dtype, case):
+    rng = np.random.default_rng(77 + case)
+    T, B, I, H, opts, lengths, with_state = random_config(rng, "rnn", case)
+    layer = make_layer("indrnn", I, H, dtype=dtype, backend=backend, seed=case, **opts)
+    x, states, wy, ws = random_problem(layer, T, B, rng, with_state=with_state)
+    want = torch_run(indrnn_twin(layer), layer, x, states, lengths, wy, ws)
+    want = {k: np.diagonal(v).copy() if k.startswith("weight_hh") else v for k, v in want.items()}
+    got = ours_run(layer, x, states, lengths, wy, ws)
+    assert set(got) == set(want)
+    for name in want:
+        record(dtype, assert_close(got[name], want[name], TOL[dtype], name))
+
+
+@pytest.mark.parametrize("nonlinearity", ["relu", "tanh"])
+def test_indrnn_cell_matches_torch_rnn_cell_with_diagonal_recurrence(backend, dtype, nonlinearity):
+    rng = np.random.default_rng(6)
+    B, I, H = 3, 4, 5
+    cell = CELLS["indrnn"](I, H, dtype=dtype, backend=backend, seed=2, nonlinearity=nonlinearity)
+    twin = torch.nn.RNNCell(I, H, nonlinearity=nonlinearity, dtype=TORCH_DTYPE[dtype])
+    twin.load_state_dict({k: torch.from_numpy(np.diag(v) if k == "weight_hh" else v.copy())
+                          for k, v in cell.state_dict().items()})
+    x, h, w = (rng.standard_normal(s).astype(dtype) for s in ((B, I), (B, H), (B, H)))
+    xt, ht = torch.tensor(x, requires_grad=True), torch.tensor(h, requires_grad=True)
+    out = twin(xt, ht)
+    (out * torch.tensor(w)).sum().backward()
+    ours = cell.forward(x, h)
+    dx, dh = cell.backward(w)
+    tol = TOL[dtype]
+    record(dtype, assert_close(ours, out.detach().numpy(), tol, "state"))
+    record(dtype, assert_close(dx, xt.grad.numpy(), tol, "x.grad"))
+    record(dtype, assert_close(dh, ht.grad.numpy(), tol, "state.grad"))
+    for name, p in twin.named_parameters():
+        g = np.diagonal(p.grad.numpy()) if name == "weight_hh" else p.grad.numpy()
+        record(dtype, assert_close(cell.grads[name], g, tol, name))

@@ -1,11 +1,11 @@
-#include "clip.h"
+#include "ops/clip.h"
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
-#include "activations.h"
-#include "tasks.h"
+#include "runtime/activations.h"
+#include "ops/tasks.h"
 
 namespace rnncore {
 

@@ -12,7 +12,7 @@
 // the same bits at any thread count.
 #pragma once
 
-#include "common.h"
+#include "runtime/common.h"
 
 namespace rnncore {
 

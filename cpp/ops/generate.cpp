@@ -1,14 +1,17 @@
-#include "generate.h"
+#include "ops/generate.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <utility>
 
-#include "elman.h"
-#include "gru.h"
-#include "linear.h"
-#include "lstm.h"
+#include <type_traits>
+
+#include "cells/elman.h"
+#include "cells/gru.h"
+#include "cells/indrnn.h"
+#include "cells/lstm.h"
+#include "ops/linear.h"
 
 namespace rnncore {
 
@@ -45,18 +48,23 @@ index_t sample_logits(const scalar_t* logits, index_t V, double temperature, dou
 
 namespace {
 
-template <typename scalar_t>
-index_t gates_of(const GenLayer<scalar_t>& l) {
-  return l.cell == GenCell::lstm ? 4 : l.cell == GenCell::gru ? 3 : 1;
+// Calls fn(cell) with the driver's cell of a generation layer.
+template <typename scalar_t, typename Fn>
+decltype(auto) with_cell(const GenLayer<scalar_t>& l, Fn&& fn) {
+  switch (l.cell) {
+    case GenCell::lstm: return fn(LstmCell<scalar_t>::make(l.option, l.extra != nullptr));
+    case GenCell::gru: return fn(GruCell<scalar_t>::make(l.option, false));
+    case GenCell::indrnn: return fn(IndrnnCell<scalar_t>::make(l.option, false));
+    default: return fn(ElmanCell<scalar_t>::make(l.option, false));
+  }
 }
 
-template <typename scalar_t>
-index_t step_workspace(const GenLayer<scalar_t>& l) {
-  switch (l.cell) {
-    case GenCell::lstm: return lstm_step_forward_workspace_size<scalar_t>(1, l.H);
-    case GenCell::gru: return gru_step_forward_workspace_size<scalar_t>(1, l.H, l.reset_after);
-    default: return elman_step_forward_workspace_size<scalar_t>(1, l.H);
-  }
+// Elements of the new states and saved buffers of one step of a layer.
+template <typename Cell>
+index_t step_width(index_t H) {
+  index_t w = Cell::spec.states;
+  for (int k = 0; k < Cell::spec.saved; ++k) w += Cell::spec.saved_buffers[k].width;
+  return w * H;
 }
 
 }  // namespace
@@ -64,12 +72,13 @@ index_t step_workspace(const GenLayer<scalar_t>& l) {
 template <typename scalar_t>
 index_t generate_workspace_size(const GenLayer<scalar_t>* layers, index_t L, index_t V) {
   index_t step = 0, width = 0;
-  for (index_t k = 0; k < L; ++k) {
-    step = std::max(step, step_workspace(layers[k]));
-    // new h, new c, gates, the gru's saved term
-    width = std::max(width, layers[k].H * (2 + gates_of(layers[k]) + 1));
-  }
-  index_t E = L ? layers[0].I : 0;
+  for (index_t k = 0; k < L; ++k)
+    with_cell(layers[k], [&](const auto& cell) {
+      using Cell = std::decay_t<decltype(cell)>;
+      step = std::max(step, step_forward_workspace(cell, 1, layers[k].I, layers[k].H));
+      width = std::max(width, step_width<Cell>(layers[k].H));
+    });
+  const index_t E = L ? layers[0].I : 0;
   return E + width + V + step;
 }
 
@@ -79,9 +88,12 @@ index_t generate(std::int64_t* out, index_t steps, const scalar_t* embedding, in
                  index_t V, const scalar_t* logits0, double temperature, const double* uniforms, std::int64_t end,
                  scalar_t* workspace) {
   index_t width = 0;
-  for (index_t k = 0; k < L; ++k) width = std::max(width, layers[k].H * (2 + gates_of(layers[k]) + 1));
+  for (index_t k = 0; k < L; ++k)
+    with_cell(layers[k], [&](const auto& cell) {
+      width = std::max(width, step_width<std::decay_t<decltype(cell)>>(layers[k].H));
+    });
   scalar_t* x = workspace;              // [E] the embedded id
-  scalar_t* scratch = x + E;            // [width] a layer's new state and gates
+  scalar_t* scratch = x + E;            // [width] a layer's new states and saved buffers
   scalar_t* logits = scratch + width;   // [V]
   scalar_t* ws = logits + V;            // the step kernels' scratch
   const scalar_t* z = logits0;
@@ -95,24 +107,24 @@ index_t generate(std::int64_t* out, index_t steps, const scalar_t* embedding, in
     const scalar_t* in = x;
     for (index_t k = 0; k < L; ++k) {
       const GenLayer<scalar_t>& l = layers[k];
-      const index_t H = l.H;
-      scalar_t* h_new = scratch;
-      scalar_t* c_new = h_new + H;
-      scalar_t* gates = c_new + H;
-      switch (l.cell) {
-        case GenCell::lstm:
-          lstm_step_forward<scalar_t>(h_new, c_new, gates, in, l.h, l.c, l.w_ih, l.w_hh, l.b_ih, l.b_hh, l.w_ch, 1,
-                                      l.I, H, ws);
-          std::memcpy(l.c, c_new, sizeof(scalar_t) * H);
-          break;
-        case GenCell::gru:
-          gru_step_forward<scalar_t>(h_new, gates, gates + 3 * H, in, l.h, l.w_ih, l.w_hh, l.b_ih, l.b_hh,
-                                     l.reset_after, 1, l.I, H, ws);
-          break;
-        default:
-          elman_step_forward<scalar_t>(h_new, in, l.h, l.w_ih, l.w_hh, l.b_ih, l.b_hh, l.act, 1, l.I, H, ws);
-      }
-      std::memcpy(l.h, h_new, sizeof(scalar_t) * H);
+      with_cell(l, [&](const auto& cell) {
+        using Cell = std::decay_t<decltype(cell)>;
+        StepForward<scalar_t> a{};
+        scalar_t* next = scratch;
+        scalar_t* prev[kMaxStates] = {l.h, l.c};
+        for (int i = 0; i < Cell::spec.states; ++i, next += l.H) {
+          a.state[i] = next;
+          a.state_prev[i] = prev[i];
+        }
+        for (int i = 0; i < Cell::spec.saved; ++i) {
+          a.saved[i] = next;
+          next += Cell::spec.saved_buffers[i].width * l.H;
+        }
+        a.x = in;
+        a.p = {l.w_ih, l.w_hh, l.b_ih, l.b_hh, l.extra};
+        step_forward(cell, a, 1, l.I, l.H, ws);
+        for (int i = 0; i < Cell::spec.states; ++i) std::memcpy(prev[i], a.state[i], sizeof(scalar_t) * l.H);
+      });
       in = l.h;
     }
     linear_forward<scalar_t>(logits, in, head_w, head_b, 1, layers[L - 1].H, V);

@@ -15,8 +15,8 @@
 
 #include <cstdint>
 
-#include "activations.h"
-#include "common.h"
+#include "runtime/activations.h"
+#include "runtime/common.h"
 
 namespace rnncore {
 
@@ -25,17 +25,16 @@ namespace rnncore {
 template <typename scalar_t>
 index_t sample_logits(const scalar_t* logits, index_t V, double temperature, double u);
 
-enum class GenCell : int { elman = 0, lstm = 1, gru = 2 };
+enum class GenCell : int { elman = 0, lstm = 1, gru = 2, indrnn = 3 };
 
 // One recurrent layer (one direction) as generation runs it, batch of one.
 template <typename scalar_t>
 struct GenLayer {
   GenCell cell;
-  Activation act;       // elman only
-  bool reset_after;     // gru only
+  int option;           // the cell's option: elman/indrnn an Activation, gru reset_after
   index_t I, H;
-  const scalar_t *w_ih, *w_hh, *b_ih, *b_hh;  // biases both or neither (nullptr)
-  const scalar_t* w_ch;                       // lstm peepholes [3H], or nullptr
+  const scalar_t *w_ih, *w_hh, *b_ih, *b_hh;  // the cell's parameters (biases both or neither)
+  const scalar_t* extra;                      // lstm peepholes [3H], or nullptr
   scalar_t* h;                                // [H] in/out: the state, carried from step to step
   scalar_t* c;                                // [H] in/out: the lstm's cell state, else unused
 };

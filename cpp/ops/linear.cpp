@@ -1,8 +1,8 @@
-#include "linear.h"
+#include "ops/linear.h"
 
 #include <cstring>
 
-#include "tasks.h"
+#include "ops/tasks.h"
 
 namespace rnncore {
 
@@ -10,7 +10,7 @@ template <typename scalar_t>
 void linear_forward(scalar_t* y, const scalar_t* x, const scalar_t* w, const scalar_t* b, index_t N, index_t I,
                     index_t O) {
   const int nt = ops::threads_for(N * I * O);
-  ops::run_tasks(nt, nt, [&](index_t p) { seq::input_projection(static_cast<int>(p), nt, y, x, w, b,
+  ops::run_tasks(nt, nt, [&](index_t p) { input_projection(static_cast<int>(p), nt, y, x, w, b,
                                                                 static_cast<const scalar_t*>(nullptr), N, I, O); });
 }
 
@@ -21,11 +21,11 @@ void linear_backward(scalar_t* dx, scalar_t* dw, scalar_t* db, const scalar_t* d
   // every task takes its share of each of the three products (they are independent)
   ops::run_tasks(nt, nt, [&](index_t task) {
     const int p = static_cast<int>(task);
-    if (dx) seq::gemm_rows<scalar_t>(p, nt, false, false, N, I, O, 1, dy, O, w, I, 0, dx, I);
-    seq::gemm_rows<scalar_t>(p, nt, true, false, O, I, N, 1, dy, O, x, I, 1, dw, I);
+    if (dx) gemm_rows<scalar_t>(p, nt, false, false, N, I, O, 1, dy, O, w, I, 0, dx, I);
+    gemm_rows<scalar_t>(p, nt, true, false, O, I, N, 1, dy, O, x, I, 1, dw, I);
     if (db) {
       const Range c = split(O, p, nt, 16);
-      if (c.end > c.begin) seq::add_column_sums(db, dy, N, O, c.begin, c.end);
+      if (c.end > c.begin) add_column_sums(db, dy, N, O, c.begin, c.end);
     }
   });
 }

@@ -15,7 +15,7 @@
 
 #include <cstdint>
 
-#include "common.h"
+#include "runtime/common.h"
 
 namespace rnncore {
 

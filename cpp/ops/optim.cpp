@@ -1,9 +1,9 @@
-#include "optim.h"
+#include "ops/optim.h"
 
 #include <cmath>
 
-#include "activations.h"
-#include "tasks.h"
+#include "runtime/activations.h"
+#include "ops/tasks.h"
 
 namespace rnncore {
 

@@ -17,7 +17,7 @@
 // NaN in a gradient reaches the parameter it belongs to (and its state), nothing else.
 #pragma once
 
-#include "clip.h"
+#include "ops/clip.h"
 
 namespace rnncore {
 

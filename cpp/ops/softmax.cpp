@@ -1,9 +1,9 @@
-#include "softmax.h"
+#include "ops/softmax.h"
 
 #include <cmath>
 
-#include "activations.h"
-#include "tasks.h"
+#include "runtime/activations.h"
+#include "ops/tasks.h"
 
 namespace rnncore {
 

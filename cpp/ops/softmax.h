@@ -10,7 +10,7 @@
 // thread pool when there are enough of them.
 #pragma once
 
-#include "common.h"
+#include "runtime/common.h"
 
 namespace rnncore {
 

@@ -3,8 +3,8 @@
 
 #include <algorithm>
 
-#include "parallel.h"
-#include "sequence.h"
+#include "runtime/parallel.h"
+#include "runtime/parallel_gemm.h"
 
 namespace rnncore {
 namespace ops {
@@ -19,7 +19,7 @@ inline int threads_for(index_t work) { return work >= parallel_threshold() ? num
 template <typename Fn>
 void run_tasks(int nt, index_t tasks, Fn&& fn) {
   if (tasks <= 0) return;
-  seq::single_threaded_blas();
+  single_threaded_blas();
   if (nt <= 1 || tasks == 1) {
     for (index_t k = 0; k < tasks; ++k) fn(k);
     return;

@@ -177,7 +177,9 @@ def parse_args(argv):
         if not os.path.exists(args.checkpoint):
             raise UsageError(f"--resume: no checkpoint at {args.checkpoint} (without --resume a new run starts)")
     elif not args.overwrite:
-        for opt, path in (("--checkpoint", args.checkpoint), ("--checkpoint", args.best), ("--plot", args.plot)):
+        from rnncore._plotting import written_path
+        plot = written_path(args.plot) if args.plot else None   # the CSV when matplotlib is missing
+        for opt, path in (("--checkpoint", args.checkpoint), ("--checkpoint", args.best), ("--plot", plot)):
             if path and os.path.exists(path):
                 raise UsageError(f"{opt}: {path} exists (another run's); --resume continues that run, "
                                  f"--overwrite replaces it, or give another {opt}")

@@ -3,6 +3,13 @@
 Each check raises TypeError (wrong kind or dtype) or ValueError (wrong value or
 shape) with a message that starts with the argument's name. Arrays come back
 C-contiguous (a copy only when the caller's array is not), never cast.
+
+Who checks what: the layers, cells and heads check what a user gives them here, once,
+with these messages (any layout, lists for lengths, states in tuples), and hand the
+kernels exactly what they take. ``rnncore._core`` is public too and must never crash, so
+its bindings guard the kernels' contract (exact dtype, C-contiguous, shapes, lengths in
+[0, T], no aliasing), each argument once, with the same messages; the reference kernels
+trust their caller.
 """
 
 from __future__ import annotations

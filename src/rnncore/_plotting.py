@@ -87,6 +87,11 @@ def csv_path(path):
     return (root if ext.lower() == ".png" else path) + ".csv"
 
 
+def written_path(path):
+    """The file plot_or_csv(path, ...) writes: path itself, or its CSV without matplotlib."""
+    return path if have_matplotlib() else csv_path(path)
+
+
 def plot_or_csv(path, series, columns, **labels):
     """The PNG at path through matplotlib, or without it the numbers (``columns``) as
     CSV beside it. Returns (the file written, a one-line note when it is the CSV)."""

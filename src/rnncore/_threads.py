@@ -24,8 +24,6 @@ import sys
 import threading
 import warnings
 
-from . import _core
-
 POLICIES = ("own", "share")
 _lock = threading.Lock()
 _policy = "own"
@@ -36,12 +34,13 @@ _limited = {}           # filepath -> (threadpoolctl controller, the count befor
 def set_num_threads(n):
     """Threads one kernel call may use (default: the CPUs this process may run on).
 
-    rnncore splits the hidden units of a time step across threads only when a step has
-    enough work to pay for the synchronisation (B*G*H*H >= 2**17 multiply-adds), and a
-    call falls back to the calling thread alone when the operating system takes the
-    other cores away (another thread pool spinning on them). BLAS calls inside
-    rnncore always run single-threaded. Results are bitwise reproducible at a given
-    thread count.
+    A kernel call uses threads only when a time step has enough work to pay for the
+    synchronisation (B*G*H*H >= 2**17 multiply-adds): then each thread runs the whole
+    time loop on a slice of the batch, or, for small batches, every step is split over
+    slices of the hidden units with a barrier between steps. A call falls back to the
+    calling thread alone when the operating system takes the other cores away (another
+    thread pool spinning on them). BLAS calls inside rnncore always run single-threaded.
+    Results are bitwise reproducible at a given thread count.
 
     Args:
         n: a positive int.
@@ -50,6 +49,8 @@ def set_num_threads(n):
         TypeError: n is not an integer.
         ValueError: n is not positive.
     """
+    from . import _core
+
     try:
         n = operator.index(n)
     except TypeError as exc:
@@ -59,6 +60,8 @@ def set_num_threads(n):
 
 def get_num_threads():
     """The threads one kernel call may use (see :func:`set_num_threads`)."""
+    from . import _core
+
     return _core.get_num_threads()
 
 
@@ -118,7 +121,11 @@ def claim_cores():
     one rnncore thread, limit the other pools to one thread (once per set of loaded
     modules; a length comparison otherwise)."""
     global _scanned_modules
-    if _policy != "own" or _scanned_modules == len(sys.modules) or _core.get_num_threads() < 2:
+    if _policy != "own" or _scanned_modules == len(sys.modules):
+        return
+    from . import _core
+
+    if _core.get_num_threads() < 2:
         return
     with _lock:
         n = len(sys.modules)

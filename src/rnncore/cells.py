@@ -12,42 +12,54 @@ inside ``rnncore.no_grad()`` so nothing is saved at all).
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
-from . import _checks, backends
+from . import _checks, _spec, backends
 from ._module import Module, is_grad_enabled
-from .reference.common import NONLINEARITIES
+
+
+class _Step(NamedTuple):
+    """What one forward step leaves for its backward (copies of the caller's arrays)."""
+
+    x: np.ndarray
+    prev: tuple          # the states the step read
+    new: tuple           # the new states its backward reads (spec.step_reads_next)
+    saved: tuple         # the cell's per-step buffers
 
 
 class _Cell(Module):
-    G = 1
-    n_states = 1
+    spec: _spec.CellSpec  # set by each cell's class
 
     def __init__(self, input_size, hidden_size, bias, dtype, backend, seed):
         super().__init__(dtype)
         self.input_size = _checks.positive_int("input_size", input_size)
         self.hidden_size = _checks.positive_int("hidden_size", hidden_size)
         self.bias = bool(bias)
-        self.backend, self._ops = backends.resolve(backend)
+        self.backend, ops = backends.resolve(backend)
+        self._forward_kernel, self._backward_kernel = _spec.kernels(ops, self.spec)[2:]
         self.rng = np.random.default_rng(seed)
         self._stack = []
-        H, G = self.hidden_size, self.G
-        shapes = {"weight_ih": (G * H, self.input_size), "weight_hh": (G * H, H)}
+        H, G, spec = self.hidden_size, self.spec.G, self.spec
+        shapes = {"weight_ih": (G * H, self.input_size), "weight_hh": spec.weight_hh_shape(H)}
         if self.bias:
             shapes.update(bias_ih=(G * H,), bias_hh=(G * H,))
-        shapes.update(self._extra_params())
+        if spec.extra and self._has_extra():
+            shapes[spec.extra[0]] = (spec.extra[1] * H,)
         bound = 1.0 / math.sqrt(H)
         _checks.fits_in_memory(2 * sum(math.prod(s) for s in shapes.values()) * self.dtype.itemsize,
                                f"{type(self).__name__}'s parameters and gradients")
         for name, shape in shapes.items():
             self._add_param(name, _checks.uniform(self.rng, bound, shape, self.dtype))
+        self._w, self._g = _spec.Weights.of(self.params), _spec.Weights.of(self.grads)
 
-    def _extra_params(self):
-        return {}
+    def _has_extra(self):
+        return False
 
-    def _w(self, table, *names):
-        return tuple(table.get(n) for n in names)
+    def _cell_args(self):
+        spec = self.spec
+        return ((self._w.extra,) if spec.extra else ()) + ((getattr(self, spec.option),) if spec.option else ())
 
     @property
     def num_saved(self):
@@ -57,27 +69,20 @@ class _Cell(Module):
     def clear_saved(self):
         self._stack.clear()
 
-    def _check_x(self, x):
-        x = _checks.array("x", x, self.dtype, (None, self.input_size))
-        return x
-
     def _check_state(self, state, B, names):
-        if self.n_states == 1:
+        """A state (or state gradient): an array, or (LSTM) a tuple; None entries are zeros."""
+        if len(names) == 1:
             state = (state,)
         elif state is None:
-            state = (None,) * self.n_states
-        elif not isinstance(state, (tuple, list)) or len(state) != self.n_states:
+            state = (None,) * len(names)
+        elif not isinstance(state, (tuple, list)) or len(state) != len(names):
             raise TypeError(f"{'/'.join(names)}: expected a tuple ({', '.join(names)}) or None")
         shape = (B, self.hidden_size)
         return tuple(np.zeros(shape, self.dtype) if s is None else _checks.array(n, s, self.dtype, shape)
                      for n, s in zip(names, state))
 
-    def _top(self):
-        """The latest unconsumed step; backward pops it only once its arguments check out."""
-        if not self._stack:
-            raise RuntimeError("backward: no saved step left (each backward consumes one forward, "
-                               "last in first out; forwards under rnncore.no_grad() save nothing)")
-        return self._stack[-1]
+    def _pack(self, states):
+        return states[0] if len(states) == 1 else tuple(states)
 
     def __call__(self, x, state=None):
         return self.forward(x, state)
@@ -90,10 +95,46 @@ class _Cell(Module):
         with self._exclusive("backward"):
             return self._backward(dstate)
 
-    def _push(self, record):
+    def _forward(self, x, state=None):
+        """x (B,I), state (B,H) or None (LSTM: a tuple (h, c), either may be None) -> the
+        new state (LSTM: (h', c'))."""
+        spec = self.spec
+        x = _checks.array("x", x, self.dtype, (None, self.input_size))
+        prev = self._check_state(state, x.shape[0], spec.states)
+        w = self._w
+        out = self._forward_kernel(x, *prev, w.w_ih, w.w_hh, w.b_ih, w.b_hh, *self._cell_args())
+        out = out if isinstance(out, tuple) else (out,)
+        S = len(spec.states)
+        new, saved = out[:S], out[S:]
         if is_grad_enabled():
             # copies: a caller that reuses its input buffer must not change what backward reads
-            self._stack.append(tuple(a.copy() if isinstance(a, np.ndarray) else a for a in record))
+            self._stack.append(_Step(x.copy(), tuple(p.copy() for p in prev),
+                                     tuple(n.copy() for n, name in zip(new, spec.states) if name in spec.step_reads_next),
+                                     tuple(a.copy() for a in saved)))
+        return self._pack(new)
+
+    def _backward(self, dstate):
+        """dstate: the whole gradient reaching the state of the latest unconsumed step (LSTM:
+        (dh, dc), either may be None) -> (dx, dstate_prev)."""
+        if not self._stack:
+            raise RuntimeError("backward: no saved step left (each backward consumes one forward, "
+                               "last in first out; forwards under rnncore.no_grad() save nothing)")
+        step = self._stack[-1]  # popped only once the arguments check out
+        spec = self.spec
+        names = tuple(f"d{s}" for s in spec.states)
+        shape = (step.x.shape[0], self.hidden_size)
+        if len(names) == 1:
+            dstates = (_checks.array(names[0], dstate, self.dtype, shape),)
+        elif not isinstance(dstate, (tuple, list)) or len(dstate) != len(names):
+            raise TypeError(f"dstate: expected a tuple ({', '.join(names)})")
+        else:
+            dstates = self._check_state(dstate, shape[0], names)
+        self._stack.pop()
+        w, g = self._w, self._g
+        grads = (g.w_ih, g.w_hh, g.b_ih, g.b_hh) + ((g.extra,) if spec.extra else ())
+        dx, *dprev = self._backward_kernel(*dstates, step.x, *step.prev, *step.new, *step.saved, w.w_ih, w.w_hh,
+                                           *self._cell_args(), *grads)
+        return dx, self._pack(dprev)
 
     def __repr__(self):
         return f"{type(self).__name__}({self.input_size}, {self.hidden_size}, dtype={self.dtype}, backend={self.backend!r})"
@@ -102,66 +143,38 @@ class _Cell(Module):
 class RNNCell(_Cell):
     """One Elman step ``h' = phi(W_ih x + b_ih + W_hh h + b_hh)``."""
 
+    spec = _spec.ELMAN
+
     def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", *,
                  dtype=np.float32, backend=None, seed=None):
-        self.nonlinearity = _checks.one_of("nonlinearity", nonlinearity, NONLINEARITIES)
+        self.nonlinearity = _checks.one_of("nonlinearity", nonlinearity, _spec.NONLINEARITIES)
         super().__init__(input_size, hidden_size, bias, dtype, backend, seed)
 
-    def _forward(self, x, h=None):
-        """x (B,I), h (B,H) or None -> h' (B,H)."""
-        x = self._check_x(x)
-        (h,) = self._check_state(h, x.shape[0], ("h",))
-        w = self._w(self.params, "weight_ih", "weight_hh", "bias_ih", "bias_hh")
-        h_new = self._ops.elman_step_forward(x, h, *w, self.nonlinearity)
-        self._push((x, h, h_new))
-        return h_new
 
-    def _backward(self, dh):
-        """dh (B,H) reaching the state of the latest unconsumed step -> (dx, dh_prev)."""
-        x, h_prev, h = self._top()
-        dh = _checks.array("dh", dh, self.dtype, h.shape)
-        self._stack.pop()
-        return self._ops.elman_step_backward(
-            dh, x, h_prev, h, self.params["weight_ih"], self.params["weight_hh"], self.nonlinearity,
-            *self._w(self.grads, "weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+class IndRNNCell(_Cell):
+    """One IndRNN step ``h' = phi(W_ih x + b_ih + w_hh * h + b_hh)``, ``weight_hh`` of shape
+    (H,); phi relu (the default), tanh or sigmoid."""
+
+    spec = _spec.INDRNN
+
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="relu", *,
+                 dtype=np.float32, backend=None, seed=None):
+        self.nonlinearity = _checks.one_of("nonlinearity", nonlinearity, _spec.NONLINEARITIES)
+        super().__init__(input_size, hidden_size, bias, dtype, backend, seed)
 
 
 class LSTMCell(_Cell):
     """One LSTM step (gates i, f, g, o; optional peepholes ``weight_ch`` [3H])."""
 
-    G = 4
-    n_states = 2
+    spec = _spec.LSTM
 
     def __init__(self, input_size, hidden_size, bias=True, *, peephole=False, dtype=np.float32,
                  backend=None, seed=None):
         self.peephole = bool(peephole)
         super().__init__(input_size, hidden_size, bias, dtype, backend, seed)
 
-    def _extra_params(self):
-        return {"weight_ch": (3 * self.hidden_size,)} if self.peephole else {}
-
-    def _forward(self, x, state=None):
-        """x (B,I), state (h, c) or None -> (h', c')."""
-        x = self._check_x(x)
-        h, c = self._check_state(state, x.shape[0], ("h", "c"))
-        w = self._w(self.params, "weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_ch")
-        h_new, c_new, gates = self._ops.lstm_step_forward(x, h, c, *w)
-        self._push((x, h, c, c_new, gates))
-        return h_new, c_new
-
-    def _backward(self, dstate):
-        """dstate (dh, dc), either may be None -> (dx, (dh_prev, dc_prev))."""
-        x, h_prev, c_prev, c, gates = self._top()
-        if not isinstance(dstate, (tuple, list)) or len(dstate) != 2:
-            raise TypeError("dstate: expected a tuple (dh, dc)")
-        dh, dc = (np.zeros_like(c) if d is None else _checks.array(n, d, self.dtype, c.shape)
-                  for n, d in zip(("dh", "dc"), dstate))
-        self._stack.pop()
-        p = self.params
-        dx, dh_prev, dc_prev = self._ops.lstm_step_backward(
-            dh, dc, x, h_prev, c_prev, c, gates, p["weight_ih"], p["weight_hh"], p.get("weight_ch"),
-            *self._w(self.grads, "weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_ch"))
-        return dx, (dh_prev, dc_prev)
+    def _has_extra(self):
+        return self.peephole
 
     def __repr__(self):
         return super().__repr__()[:-1] + (", peephole=True)" if self.peephole else ")")
@@ -170,30 +183,12 @@ class LSTMCell(_Cell):
 class GRUCell(_Cell):
     """One GRU step (gates r, z, n); ``reset_after=False`` is Cho et al.'s original form."""
 
-    G = 3
+    spec = _spec.GRU
 
     def __init__(self, input_size, hidden_size, bias=True, *, reset_after=True, dtype=np.float32,
                  backend=None, seed=None):
         self.reset_after = bool(reset_after)
         super().__init__(input_size, hidden_size, bias, dtype, backend, seed)
-
-    def _forward(self, x, h=None):
-        """x (B,I), h (B,H) or None -> h' (B,H)."""
-        x = self._check_x(x)
-        (h,) = self._check_state(h, x.shape[0], ("h",))
-        w = self._w(self.params, "weight_ih", "weight_hh", "bias_ih", "bias_hh")
-        h_new, gates, hn = self._ops.gru_step_forward(x, h, *w, self.reset_after)
-        self._push((x, h, gates, hn))
-        return h_new
-
-    def _backward(self, dh):
-        """dh (B,H) reaching the state of the latest unconsumed step -> (dx, dh_prev)."""
-        x, h_prev, gates, hn = self._top()
-        dh = _checks.array("dh", dh, self.dtype, h_prev.shape)
-        self._stack.pop()
-        return self._ops.gru_step_backward(
-            dh, x, h_prev, gates, hn, self.params["weight_ih"], self.params["weight_hh"],
-            self.reset_after, *self._w(self.grads, "weight_ih", "weight_hh", "bias_ih", "bias_hh"))
 
     def __repr__(self):
         return super().__repr__()[:-1] + (", reset_after=False)" if not self.reset_after else ")")

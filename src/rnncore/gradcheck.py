@@ -7,6 +7,9 @@
     report = rnncore.gradcheck(loss_fn, {"w": w, "x": x}, {"w": dw, "x": dx})
     assert report, report
 
+    # the differences themselves, an array of w's shape
+    dw_numeric = rnncore.numeric_gradient(loss_fn, w)
+
 Central differences (f(a + eps) - f(a - eps)) / 2 eps, in float64: with eps = 1e-6 they
 agree with a correct backward to about 1e-8 relative.
 """
@@ -58,6 +61,28 @@ class GradcheckReport:
         return "\n".join(lines)
 
 
+def numeric_gradient(loss_fn, a, *, eps=1e-6, entries=None):
+    """Central finite differences (f(a + eps) - f(a - eps)) / 2 eps of the scalar
+    ``loss_fn()`` with respect to each entry of the float64 array ``a``, perturbed in place
+    (and restored). Returns an array of a's shape, or, with ``entries`` (flat indices), the
+    differences at those entries only. The one finite-difference loop of rnncore: gradcheck
+    and the tests use it."""
+    flat = a.reshape(-1)
+    if not np.shares_memory(flat, a):
+        raise ValueError("a: must be contiguous (it is perturbed in place)")
+    idx = np.arange(flat.size) if entries is None else np.asarray(entries)
+    num = np.empty(len(idx))
+    for n, i in enumerate(idx):
+        orig = flat[i]
+        flat[i] = orig + eps
+        up = float(loss_fn())
+        flat[i] = orig - eps
+        down = float(loss_fn())
+        flat[i] = orig
+        num[n] = (up - down) / (2 * eps)
+    return num.reshape(a.shape) if entries is None else num
+
+
 def gradcheck(loss_fn, arrays, grads, *, eps=1e-6, rtol=1e-6, max_entries=None, seed=0):
     """Compare analytic gradients with central finite differences.
 
@@ -99,15 +124,7 @@ def gradcheck(loss_fn, arrays, grads, *, eps=1e-6, rtol=1e-6, max_entries=None, 
         idx = np.arange(flat.size)
         if max_entries is not None and flat.size > max_entries:
             idx = np.sort(rng.choice(flat.size, max_entries, replace=False))
-        num = np.empty(len(idx))
-        for n, i in enumerate(idx):
-            orig = flat[i]
-            flat[i] = orig + eps
-            up = float(loss_fn())
-            flat[i] = orig - eps
-            down = float(loss_fn())
-            flat[i] = orig
-            num[n] = (up - down) / (2 * eps)
+        num = numeric_gradient(loss_fn, a, eps=eps, entries=idx)
         ana = g.reshape(-1)[idx]
         diff = np.abs(num - ana)
         scale = max(np.max(np.abs(num)) if num.size else 0.0, np.finfo(np.float64).tiny)

@@ -1,27 +1,31 @@
 """Multi-layer recurrent layers with PyTorch's parameters and semantics.
 
-``RNN``, ``LSTM`` and ``GRU`` take the arguments of ``torch.nn.RNN/LSTM/GRU`` (plus
-a few options of their own), hold their parameters under PyTorch's names and
+``RNN``, ``LSTM``, ``GRU`` and ``IndRNN`` take the arguments of ``torch.nn.RNN/LSTM/GRU``
+(plus a few options of their own), hold their parameters under PyTorch's names and
 shapes, and compute the same results with the same weights. Forward and backward
 are explicit: ``forward`` saves what ``backward`` needs, ``backward`` returns the
 gradients with respect to the input and the initial state and *adds* the
 parameter gradients into ``grads``.
+
+One path for every cell and every stack: a layer is its ``CellSpec`` (``_spec.py``)
+and runs each (layer, direction) through the backend's kernels for that cell.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple, Optional
 
 import numpy as np
 
-from . import _checks, backends
+from . import _checks, _spec, backends
 from ._module import Module, is_grad_enabled
-from .reference.common import NONLINEARITIES
 
 
 def aligned_empty(shape, dtype, align=64):
     """An uninitialised C-contiguous array starting on a cache-line boundary (threads
-    write neighbouring column slices of the arrays the kernels fill)."""
+    write neighbouring column slices of the arrays the kernels fill, and BLAS reads
+    aligned inputs faster)."""
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape)) * dtype.itemsize
     raw = np.empty(nbytes + align, np.uint8)
@@ -29,18 +33,27 @@ def aligned_empty(shape, dtype, align=64):
     return raw[skip:skip + nbytes].view(dtype).reshape(shape)
 
 
-class _Saved:
+class _Direction(NamedTuple):
+    """What one (layer, direction)'s forward leaves for its backward."""
+
+    x: np.ndarray                     # [T,B,I] its input
+    histories: tuple                  # [T+1,B,H] per state
+    saved: tuple                      # the cell's per-step buffers
+    reverse: bool
+
+
+class _Saved(NamedTuple):
     """What one forward leaves for backward."""
 
-    __slots__ = ("T", "B", "lengths", "caches", "masks")
-
-    def __init__(self, T, B, lengths, caches, masks):
-        self.T, self.B, self.lengths, self.caches, self.masks = T, B, lengths, caches, masks
+    T: int
+    B: int
+    lengths: Optional[np.ndarray]
+    directions: list                  # a _Direction per (layer, direction), k = layer * D + d
+    masks: list                       # the dropout mask after each layer, or None
 
 
 class _Recurrent(Module):
-    G = 1             # gates per cell
-    n_states = 1      # 1 (h) or 2 (h, c)
+    spec: _spec.CellSpec  # set by each cell's class
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, *, dtype=np.float32, backend=None, seed=None):
@@ -53,11 +66,12 @@ class _Recurrent(Module):
         self.dropout = _checks.probability("dropout", dropout)
         self.bidirectional = bool(bidirectional)
         self.num_directions = 2 if self.bidirectional else 1
-        self.backend, self._ops = backends.resolve(backend)
+        self.backend, ops = backends.resolve(backend)
+        self._forward_kernel, self._backward_kernel = _spec.kernels(ops, self.spec)[:2]
         self.rng = np.random.default_rng(seed)
         self._saved = None
         self._buffers = {}
-        H, G = self.hidden_size, self.G
+        H, G, spec = self.hidden_size, self.spec.G, self.spec
         bound = 1.0 / math.sqrt(H)
         shapes = {}
         for layer in range(self.num_layers):
@@ -65,66 +79,52 @@ class _Recurrent(Module):
             for d in range(self.num_directions):
                 sfx = self._suffix(layer, d)
                 shapes[f"weight_ih{sfx}"] = (G * H, layer_in)
-                shapes[f"weight_hh{sfx}"] = (G * H, H)
+                shapes[f"weight_hh{sfx}"] = spec.weight_hh_shape(H)
                 if self.bias:
                     shapes[f"bias_ih{sfx}"] = (G * H,)
                     shapes[f"bias_hh{sfx}"] = (G * H,)
-                shapes.update(self._extra_params(sfx))
+                if spec.extra and self._has_extra():
+                    shapes[spec.extra[0] + sfx] = (spec.extra[1] * H,)
         count = sum(math.prod(s) for s in shapes.values())
         _checks.fits_in_memory(2 * count * self.dtype.itemsize, f"{type(self).__name__}'s parameters and gradients")
         for name, shape in shapes.items():
             self._add_param(name, _checks.uniform(self.rng, bound, shape, self.dtype))
+        # (params, grads) of each (layer, direction): the arrays are updated in place by
+        # optimizers and load_state_dict, so the records are built once
+        self._weights = [(_spec.Weights.of(self.params, self._suffix(layer, d)),
+                          _spec.Weights.of(self.grads, self._suffix(layer, d)))
+                         for layer in range(self.num_layers) for d in range(self.num_directions)]
 
-    # ---- per-cell hooks -------------------------------------------------------------
-    def _extra_params(self, sfx):
-        return {}
+    def _has_extra(self):
+        """Whether the cell's extra parameter is on (LSTM: peephole)."""
+        return False
 
-    def _direction_forward(self, x, state0, lengths, reverse, w, k, y_buf):
-        """Run one (layer, direction) k, writing y into y_buf (None: a new array).
-        Returns (y [T,B,H], final states tuple, cache)."""
-        raise NotImplementedError
-
-    def _direction_backward(self, dy, dstate_n, cache, lengths, w, g, dx_buf):
-        """Backward of one (layer, direction), dx into dx_buf (None: a new array).
-        Returns (dx, initial-state gradients tuple)."""
-        raise NotImplementedError
-
-    # ---- helpers ---------------------------------------------------------------------
     @staticmethod
     def _suffix(layer, direction):
         return f"_l{layer}" + ("_reverse" if direction else "")
 
-    def _weights(self, table, layer, direction):
-        """(weight_ih, weight_hh, bias_ih, bias_hh[, weight_ch]) of one (layer, direction)
-        from params or grads (None where absent). The arrays are updated in place by
-        optimizers and load_state_dict, so the tuples are built once."""
-        cache = self.__dict__.setdefault("_weight_tuples", {})
-        key = (id(table), layer, direction)
-        if key not in cache:
-            sfx = self._suffix(layer, direction)
-            names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh") + self._extra_names()
-            cache[key] = (table, tuple(table.get(n + sfx) for n in names))
-        return cache[key][1]
-
-    def _extra_names(self):
-        return ()
+    def _cell_args(self, w):
+        """The extra parameter and the option, as the kernels take them after w_ih, w_hh."""
+        spec = self.spec
+        return ((w.extra,) if spec.extra else ()) + ((getattr(self, spec.option),) if spec.option else ())
 
     def _state_shape(self, B):
         return (self.num_layers * self.num_directions, B, self.hidden_size)
 
     def _check_states(self, states, B, names):
         """Initial states (or final-state gradients): None, an array, or (LSTM) a tuple."""
-        if self.n_states == 1:
+        count = len(self.spec.states)
+        if count == 1:
             states = (states,)
         elif states is None:
-            states = (None,) * self.n_states
-        elif not isinstance(states, (tuple, list)) or len(states) != self.n_states:
+            states = (None,) * count
+        elif not isinstance(states, (tuple, list)) or len(states) != count:
             raise TypeError(f"{'/'.join(names)}: expected a tuple ({', '.join(names)}) or None")
         return tuple(None if s is None else _checks.array(n, s, self.dtype, self._state_shape(B))
                      for n, s in zip(names, states))
 
     def _pack_states(self, states):
-        return states[0] if self.n_states == 1 else tuple(states)
+        return states[0] if len(states) == 1 else tuple(states)
 
     def _time_major(self, name, a, shape):
         """Check a (T,B,.) or, with batch_first, (B,T,.) array; return it time-major."""
@@ -134,12 +134,37 @@ class _Recurrent(Module):
     def _buffer(self, key, shape):
         """An internal array reused across calls (never one handed to the caller):
         fresh multi-megabyte arrays each call cost more in page faults than the
-        arithmetic of a mid-sized step."""
+        arithmetic of a mid-sized step. None for key None (a fresh array from the kernel)."""
+        if key is None:
+            return None
         a = self._buffers.get(key)
         if a is None or a.shape != shape:
-            a = aligned_empty(shape, self.dtype)
-            self._buffers[key] = a
+            a = self._buffers[key] = aligned_empty(shape, self.dtype)
         return a
+
+    # ---- one (layer, direction) -------------------------------------------------------
+    def _direction_forward(self, k, x, states0, lengths, reverse, y_key):
+        """Run (layer, direction) k on x, y into the buffer y_key (None: a new array for
+        the caller). Returns (y [T,B,H], its final states, what its backward needs)."""
+        T, B = x.shape[:2]
+        H, spec = self.hidden_size, self.spec
+        w = self._weights[k][0]
+        out = ((self._buffer(y_key, (T, B, H)),) + tuple(self._buffer((name, k), (T + 1, B, H)) for name in spec.states)
+               + tuple(self._buffer((name, k), (T, B, n * H)) for name, n in spec.saved))
+        out = self._forward_kernel(x, *states0, w.w_ih, w.w_hh, w.b_ih, w.b_hh, *self._cell_args(w), lengths,
+                                   reverse, out=out)
+        y, histories, saved = out[0], tuple(out[1:1 + len(spec.states)]), tuple(out[1 + len(spec.states):])
+        return y, [_spec.final_state(h, reverse) for h in histories], _Direction(x, histories, saved, reverse)
+
+    def _direction_backward(self, k, dy, dstates_n, saved: _Direction, lengths, dx_key):
+        """Backward of (layer, direction) k, dx into the buffer dx_key (None: a new array
+        for the caller). Returns (dx, the initial states' gradients)."""
+        w, g = self._weights[k]
+        grads = (g.w_ih, g.w_hh, g.b_ih, g.b_hh) + ((g.extra,) if self.spec.extra else ())
+        dx, *ds0 = self._backward_kernel(dy, *dstates_n, saved.x, *saved.histories, *saved.saved, w.w_ih, w.w_hh,
+                                         *self._cell_args(w), lengths, saved.reverse, *grads,
+                                         out=(self._buffer(dx_key, saved.x.shape),) + (None,) * len(self.spec.states))
+        return dx, ds0
 
     # ---- public API ------------------------------------------------------------------
     def __call__(self, x, h0=None, lengths=None):
@@ -169,9 +194,10 @@ class _Recurrent(Module):
         x_in = x
         x = self._time_major("x", x, (None, None, self.input_size))
         T, B = x.shape[0], x.shape[1]
+        spec = self.spec
         _checks.fits_in_memory(self.num_layers * self.num_directions * (T + 1) * B * self.hidden_size
-                               * (self.G + 3) * self.dtype.itemsize, f"{type(self).__name__}.forward's activations")
-        states0 = self._check_states(h0, B, ("h0", "c0")[:self.n_states])
+                               * (spec.G + 3) * self.dtype.itemsize, f"{type(self).__name__}.forward's activations")
+        states0 = self._check_states(h0, B, tuple(f"{s}0" for s in spec.states))
         lengths = _checks.lengths(lengths, T, B)
         self._saved = None  # its buffers are about to be reused
         grad = is_grad_enabled()
@@ -181,33 +207,24 @@ class _Recurrent(Module):
             np.copyto(buf, x)
             x = buf
         L, D, H = self.num_layers, self.num_directions, self.hidden_size
-        if L == 1 and D == 1:  # the common case, without the bookkeeping of a stack
-            s0 = tuple(None if s is None else s[0] for s in states0)
-            y, fin, cache = self._direction_forward(x, s0, lengths, False, self._weights(self.params, 0, 0), 0,
-                                                    None)
-            if grad:
-                self._saved = _Saved(T, B, lengths, [cache], [None])
-            y = y.transpose(1, 0, 2) if self.batch_first else y
-            return y, self._pack_states([f[None].copy() for f in fin])
-        finals = [np.empty(self._state_shape(B), self.dtype) for _ in range(self.n_states)]
-        caches, masks = [], []
+        finals = [np.empty(self._state_shape(B), self.dtype) for _ in spec.states]
+        directions, masks = [], []
         inp = x
         for layer in range(L):
             last = layer == L - 1
             ys = []
             for d in range(D):
                 k = layer * D + d
-                s0 = tuple(None if s is None else s[k] for s in states0)  # None: zeros
                 if D == 2:
-                    y_buf = self._buffer(("y", k), (T, B, H))
-                else:
-                    y_buf = None if last else self._buffer(("out", layer), (T, B, H))
-                y, fin, cache = self._direction_forward(inp, s0, lengths, bool(d),
-                                                        self._weights(self.params, layer, d), k, y_buf)
+                    y_key = ("y", k)
+                else:  # the last layer's y goes to the caller: a fresh array
+                    y_key = None if last else ("out", layer)
+                y, fin, direction = self._direction_forward(k, inp, tuple(None if s is None else s[k] for s in states0),
+                                                            lengths, bool(d), y_key)
                 ys.append(y)
-                caches.append(cache)
-                for i in range(self.n_states):
-                    finals[i][k] = fin[i]
+                directions.append(direction)
+                for f, final in zip(finals, fin):
+                    f[k] = final
             if D == 1:
                 out = ys[0]
             else:
@@ -222,7 +239,7 @@ class _Recurrent(Module):
             masks.append(mask)
             inp = out
         if grad:
-            self._saved = _Saved(T, B, lengths, caches, masks)
+            self._saved = _Saved(T, B, lengths, directions, masks)
         y = inp.transpose(1, 0, 2) if self.batch_first else inp
         return y, self._pack_states(finals)
 
@@ -236,15 +253,8 @@ class _Recurrent(Module):
         if dy is not None:
             shape = (B, T, D * H) if self.batch_first else (T, B, D * H)
             dy = self._time_major("dy", dy, shape)
-        names = ("dh_n", "dc_n")[:self.n_states]
-        dstates_n = self._check_states(dh_n, B, names)
-        if L == 1 and D == 1:  # the common case, as in forward
-            dx, ds0 = self._direction_backward(dy, tuple(None if s is None else s[0] for s in dstates_n),
-                                               saved.caches[0], saved.lengths, self._weights(self.params, 0, 0),
-                                               self._weights(self.grads, 0, 0), None)
-            dx = dx.transpose(1, 0, 2) if self.batch_first else dx
-            return dx, self._pack_states([d[None] for d in ds0])
-        dstates0 = [np.empty(self._state_shape(B), self.dtype) for _ in range(self.n_states)]
+        dstates_n = self._check_states(dh_n, B, tuple(f"d{s}_n" for s in self.spec.states))
+        dstates0 = [np.empty(self._state_shape(B), self.dtype) for _ in self.spec.states]
         grad = dy
         for layer in reversed(range(L)):
             if grad is not None and saved.masks[layer] is not None:
@@ -257,17 +267,14 @@ class _Recurrent(Module):
                     dy_d = self._buffer(("dy", k), (T, B, H))
                     np.copyto(dy_d, grad[:, :, d * H:(d + 1) * H])
                 first = layer == 0 and D == 1  # its dx goes to the caller: a fresh array
-                dx_buf = None if first else self._buffer(("dx", k), (T, B, saved.caches[k][0].shape[2]))
-                ds_n = tuple(None if s is None else s[k] for s in dstates_n)
-                dx_d, ds0 = self._direction_backward(dy_d, ds_n, saved.caches[k], saved.lengths,
-                                                     self._weights(self.params, layer, d),
-                                                     self._weights(self.grads, layer, d), dx_buf)
+                dx_d, ds0 = self._direction_backward(k, dy_d, tuple(None if s is None else s[k] for s in dstates_n),
+                                                     saved.directions[k], saved.lengths, None if first else ("dx", k))
                 if dx is None:
                     dx = dx_d
                 else:
                     dx = np.add(dx, dx_d, out=None if layer == 0 else self._buffer(("dxsum", layer), dx.shape))
-                for i in range(self.n_states):
-                    dstates0[i][k] = ds0[i]
+                for ds, d0 in zip(dstates0, ds0):
+                    ds[k] = d0
             grad = dx
         dx = grad.transpose(1, 0, 2) if self.batch_first else grad
         return dx, self._pack_states(dstates0)
@@ -290,38 +297,45 @@ class RNN(_Recurrent):
     """Elman RNN, ``h_t = phi(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``, phi in
     tanh, relu or sigmoid (torch.nn.RNN has the first two)."""
 
-    G = 1
+    spec = _spec.ELMAN
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, *, dtype=np.float32,
                  backend=None, seed=None):
-        self.nonlinearity = _checks.one_of("nonlinearity", nonlinearity, NONLINEARITIES)
+        self.nonlinearity = _checks.one_of("nonlinearity", nonlinearity, _spec.NONLINEARITIES)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, dtype=dtype, backend=backend, seed=seed)
-
-    def _direction_forward(self, x, state0, lengths, reverse, w, k, y_buf):
-        T, B = x.shape[:2]
-        out = (y_buf, self._buffer(("h", k), (T + 1, B, self.hidden_size)))
-        y, h = self._ops.elman_forward(x, state0[0], *w, self.nonlinearity, lengths, reverse, out=out)
-        return y, (h[0] if reverse else h[-1],), (x, h, reverse)
-
-    def _direction_backward(self, dy, dstate_n, cache, lengths, w, g, dx_buf):
-        x, h, reverse = cache
-        dx, dh0 = self._ops.elman_backward(dy, dstate_n[0], x, h, w[0], w[1], self.nonlinearity,
-                                           lengths, reverse, *g, out=(dx_buf, None))
-        return dx, (dh0,)
 
     def extra_repr(self):
         s = super().extra_repr()
         return s if self.nonlinearity == "tanh" else s + f", nonlinearity={self.nonlinearity!r}"
 
 
+class IndRNN(_Recurrent):
+    """Independently recurrent network (Li et al. 2018), ``h_t = phi(W_ih x_t + b_ih +
+    w_hh * h_{t-1} + b_hh)`` with ``weight_hh_l{k}`` a vector of shape (H,): each unit sees
+    only its own past. phi is relu (the default), tanh or sigmoid; the constructor,
+    options, parameter names and API are those of ``RNN``."""
+
+    spec = _spec.INDRNN
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="relu", bias=True,
+                 batch_first=False, dropout=0.0, bidirectional=False, *, dtype=np.float32,
+                 backend=None, seed=None):
+        self.nonlinearity = _checks.one_of("nonlinearity", nonlinearity, _spec.NONLINEARITIES)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype=dtype, backend=backend, seed=seed)
+
+    def extra_repr(self):
+        s = super().extra_repr()
+        return s if self.nonlinearity == "relu" else s + f", nonlinearity={self.nonlinearity!r}"
+
+
 class LSTM(_Recurrent):
     """LSTM with PyTorch's gate order i, f, g, o; ``peephole=True`` adds Gers et al.'s
     diagonal peephole weights ``weight_ch_l{k}`` [3H] (i, f, o) from the cell state."""
 
-    G = 4
-    n_states = 2
+    spec = _spec.LSTM
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, *, peephole=False, dtype=np.float32,
@@ -330,27 +344,8 @@ class LSTM(_Recurrent):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, dtype=dtype, backend=backend, seed=seed)
 
-    def _extra_params(self, sfx):
-        return {f"weight_ch{sfx}": (3 * self.hidden_size,)} if self.peephole else {}
-
-    def _extra_names(self):
-        return ("weight_ch",)
-
-    def _direction_forward(self, x, state0, lengths, reverse, w, k, y_buf):
-        T, B = x.shape[:2]
-        H = self.hidden_size
-        out = (y_buf, self._buffer(("h", k), (T + 1, B, H)), self._buffer(("c", k), (T + 1, B, H)),
-               self._buffer(("gates", k), (T, B, 4 * H)))
-        y, h, c, gates = self._ops.lstm_forward(x, state0[0], state0[1], *w, lengths, reverse, out=out)
-        fin = (h[0], c[0]) if reverse else (h[-1], c[-1])
-        return y, fin, (x, h, c, gates, reverse)
-
-    def _direction_backward(self, dy, dstate_n, cache, lengths, w, g, dx_buf):
-        x, h, c, gates, reverse = cache
-        dx, dh0, dc0 = self._ops.lstm_backward(dy, dstate_n[0], dstate_n[1], x, h, c, gates,
-                                               w[0], w[1], w[4], lengths, reverse, *g,
-                                               out=(dx_buf, None, None))
-        return dx, (dh0, dc0)
+    def _has_extra(self):
+        return self.peephole
 
     def extra_repr(self):
         s = super().extra_repr()
@@ -362,7 +357,7 @@ class GRU(_Recurrent):
     (reset applied to ``W_hn h + b_hn``); ``reset_after=False`` is the original GRU
     of Cho et al. (reset applied to h before the product), same parameters."""
 
-    G = 3
+    spec = _spec.GRU
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, *, reset_after=True, dtype=np.float32,
@@ -370,21 +365,6 @@ class GRU(_Recurrent):
         self.reset_after = bool(reset_after)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, dtype=dtype, backend=backend, seed=seed)
-
-    def _direction_forward(self, x, state0, lengths, reverse, w, k, y_buf):
-        T, B = x.shape[:2]
-        H = self.hidden_size
-        out = (y_buf, self._buffer(("h", k), (T + 1, B, H)), self._buffer(("gates", k), (T, B, 3 * H)),
-               self._buffer(("hn", k), (T, B, H)))
-        y, h, gates, hn = self._ops.gru_forward(x, state0[0], *w, self.reset_after, lengths, reverse,
-                                                out=out)
-        return y, (h[0] if reverse else h[-1],), (x, h, gates, hn, reverse)
-
-    def _direction_backward(self, dy, dstate_n, cache, lengths, w, g, dx_buf):
-        x, h, gates, hn, reverse = cache
-        dx, dh0 = self._ops.gru_backward(dy, dstate_n[0], x, h, gates, hn, w[0], w[1],
-                                         self.reset_after, lengths, reverse, *g, out=(dx_buf, None))
-        return dx, (dh0,)
 
     def extra_repr(self):
         s = super().extra_repr()

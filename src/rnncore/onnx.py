@@ -71,7 +71,7 @@ import tempfile
 
 import numpy as np
 
-from . import _checks
+from . import _checks, _spec
 from .dropout import Dropout
 from .heads import Activation, Embedding, Linear
 from .layers import GRU, LSTM, RNN, _Recurrent
@@ -251,13 +251,13 @@ def _onnx_weights(layer, index):
     H, order = layer.hidden_size, _GATE_ORDER[op]
     W, R, B, P = [], [], [], []
     for d in range(layer.num_directions):
-        w = layer._weights(layer.params, index, d)
-        W.append(_reorder(w[0], order, H))
-        R.append(_reorder(w[1], order, H))
+        w = _spec.Weights.of(layer.params, layer._suffix(index, d))
+        W.append(_reorder(w.w_ih, order, H))
+        R.append(_reorder(w.w_hh, order, H))
         if layer.bias:
-            B.append(np.concatenate([_reorder(w[2], order, H), _reorder(w[3], order, H)]))
+            B.append(np.concatenate([_reorder(w.b_ih, order, H), _reorder(w.b_hh, order, H)]))
         if op == "LSTM" and layer.peephole:
-            P.append(_reorder(w[4], _PEEPHOLE_ORDER, H))
+            P.append(_reorder(w.extra, _PEEPHOLE_ORDER, H))
     return np.stack(W), np.stack(R), (np.stack(B) if B else None), (np.stack(P) if P else None)
 
 

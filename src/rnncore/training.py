@@ -102,9 +102,9 @@ def generate(model, prime, steps, *, temperature=1.0, rng=None, end=None):
     temperature = _temperature(temperature)
     with no_grad():
         logits, state = model.forward(prime[:, None])
-        layers = _native_layers(model, state)
-        if layers is not None:
-            return _generate_native(model, layers, logits[-1, 0], steps, temperature, rng, end)
+        native = _native_layers(model, state)
+        if native is not None:
+            return _generate_native(*native, logits[-1, 0], steps, temperature, rng, end)
         out = []
         for _ in range(steps):
             nxt = sample_logits(logits[-1, 0], temperature, rng)
@@ -116,11 +116,12 @@ def generate(model, prime, steps, *, temperature=1.0, rng=None, end=None):
 
 
 def _native_layers(model, state):
-    """The (cell, option, weights..., h, c) tuples of every recurrent layer of a model that
-    the native generator runs exactly as model.forward would, else None."""
+    """(the Embedding, the (cell, option, weights..., h, c) tuples of every recurrent layer,
+    the Linear) of a model that the native generator runs exactly as model.forward
+    would, else None."""
     from .dropout import Dropout
     from .heads import Embedding, Linear
-    from .layers import GRU, LSTM, RNN
+    from .layers import GRU, LSTM, RNN, IndRNN
     from .sequential import Sequential
 
     if type(model) is not Sequential or len(model.layers) < 3:
@@ -140,7 +141,7 @@ def _native_layers(model, state):
         return None
     specs, width = [], first.embedding_dim
     for layer, s in zip(middle, state):
-        if type(layer) not in (RNN, LSTM, GRU) or layer.backend != "native" or layer.bidirectional \
+        if type(layer) not in (RNN, IndRNN, LSTM, GRU) or layer.backend != "native" or layer.bidirectional \
                 or layer.batch_first or (layer.training and layer.dropout > 0) or layer.input_size != width:
             return None
         h = s[0] if isinstance(layer, LSTM) else s
@@ -152,6 +153,8 @@ def _native_layers(model, state):
                 cell, option, w_ch = "lstm", None, p.get(f"weight_ch{sfx}")
             elif isinstance(layer, GRU):
                 cell, option, w_ch = "gru", layer.reset_after, None
+            elif isinstance(layer, IndRNN):
+                cell, option, w_ch = "indrnn", layer.nonlinearity, None
             else:
                 cell, option, w_ch = "elman", layer.nonlinearity, None
             specs.append((cell, option, p[f"weight_ih{sfx}"], p[f"weight_hh{sfx}"], p.get(f"bias_ih{sfx}"),
@@ -159,11 +162,11 @@ def _native_layers(model, state):
         width = layer.hidden_size
     if len(middle) != len(state) or last.in_features != width:
         return None
-    return specs
+    return first, specs, last
 
 
-def _generate_native(model, layers, logits0, steps, temperature, rng, end):
-    first, last = model.layers[0], model.layers[-1]  # Embedding and Linear (_native_layers checked)
+def _generate_native(first, layers, last, logits0, steps, temperature, rng, end):
+    """generate's loop in one native call: first the Embedding, last the Linear."""
     if steps == 0:
         return np.empty(0, np.int64)
     uniforms = None

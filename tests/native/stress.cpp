@@ -1,7 +1,7 @@
 // Threading stress test of the kernel library, without Python, for ThreadSanitizer.
 //
-// Every sequence kernel (Elman tanh/relu/sigmoid, LSTM with and without peepholes, GRU
-// both variants), forward then backward, in float and double, over shapes that take
+// Every cell on the recurrence driver (Elman tanh/relu/sigmoid, LSTM with and without
+// peepholes, GRU both variants, IndRNN relu/tanh), forward then backward, in float and double, over shapes that take
 // each split of the work (by hidden units when B is small, by rows when B is large),
 // with and without lengths, in both directions. Checked:
 //   - with the threaded paths forced on (threshold 0), a call gives the same bits as
@@ -20,10 +20,11 @@
 #include <thread>
 #include <vector>
 
-#include "elman.h"
-#include "gru.h"
-#include "lstm.h"
-#include "parallel.h"
+#include "cells/elman.h"
+#include "cells/gru.h"
+#include "cells/indrnn.h"
+#include "cells/lstm.h"
+#include "runtime/parallel.h"
 
 namespace {
 
@@ -46,65 +47,84 @@ void append(std::vector<double>& out, const std::vector<scalar_t>& v) {
   out.insert(out.end(), v.begin(), v.end());
 }
 
-// One problem: kind 0-2 Elman (tanh, relu, sigmoid), 3 LSTM, 4 LSTM with peepholes,
-// 5 GRU (reset after), 6 GRU (reset before). Returns every output of forward and
-// backward, concatenated.
 template <typename scalar_t>
-std::vector<double> run_problem(int kind, const Shape& s, bool with_lengths, bool reverse, unsigned seed) {
-  const index_t T = s.T, B = s.B, I = s.I, H = s.H;
-  const index_t G = kind <= 2 ? 1 : kind <= 4 ? 4 : 3;
+bool cell_has_extra(const rnncore::LstmCell<scalar_t>& c) { return c.peephole; }
+template <class Cell>
+bool cell_has_extra(const Cell&) { return false; }
+
+// Forward then backward of one cell through the driver's sequence entry points; every
+// output concatenated.
+template <class Cell>
+std::vector<double> run_cell(const Cell& cell, const Shape& s, bool with_lengths, bool reverse, unsigned seed) {
+  using scalar_t = typename Cell::scalar_t;
+  constexpr const rnncore::CellSpec& spec = Cell::spec;
+  const index_t T = s.T, B = s.B, I = s.I, H = s.H, G = spec.G;
+  const index_t R = spec.vector_recurrence ? H : G * H * H;
   std::mt19937_64 rng(seed);
   auto x = random_vector<scalar_t>(T * B * I, rng);
   auto h0 = random_vector<scalar_t>(B * H, rng);
   auto c0 = random_vector<scalar_t>(B * H, rng);
   auto w_ih = random_vector<scalar_t>(G * H * I, rng);
-  auto w_hh = random_vector<scalar_t>(G * H * H, rng);
+  auto w_hh = random_vector<scalar_t>(R, rng);
   auto b_ih = random_vector<scalar_t>(G * H, rng);
   auto b_hh = random_vector<scalar_t>(G * H, rng);
-  auto w_ch = random_vector<scalar_t>(3 * H, rng);
+  auto w_e = random_vector<scalar_t>(spec.extra.width * H, rng);
   auto dy = random_vector<scalar_t>(T * B * H, rng, 1.0);
   auto dh_n = random_vector<scalar_t>(B * H, rng, 1.0);
   std::vector<index_t> lengths(B);
   for (index_t b = 0; b < B; ++b) lengths[b] = static_cast<index_t>(rng() % (T + 1));
-  const index_t* len = with_lengths ? lengths.data() : nullptr;
 
-  std::vector<scalar_t> y(T * B * H), h((T + 1) * B * H), c((T + 1) * B * H), gates(T * B * G * H),
-      hn(T * B * H), dx(T * B * I), dh0(B * H), dc0(B * H), dw_ih(G * H * I), dw_hh(G * H * H),
-      db_ih(G * H), db_hh(G * H), dw_ch(3 * H);
+  std::vector<scalar_t> y(T * B * H), h((T + 1) * B * H), c((T + 1) * B * H), s0(T * B * G * H), s1(T * B * H),
+      dx(T * B * I), dh0(B * H), dc0(B * H), dw_ih(G * H * I), dw_hh(R), db_ih(G * H), db_hh(G * H),
+      dw_e(spec.extra.width * H);
+  const rnncore::Params<scalar_t> p{w_ih.data(), w_hh.data(), b_ih.data(), b_hh.data(),
+                                    cell_has_extra(cell) ? w_e.data() : nullptr};
+  rnncore::SequenceForward<scalar_t> f{};
+  f.y = y.data();
+  f.state[0] = h.data();
+  f.state[1] = c.data();
+  f.saved[0] = s0.data();
+  f.saved[1] = s1.data();
+  f.x = x.data();
+  f.state0[0] = h0.data();
+  f.state0[1] = c0.data();
+  f.p = p;
+  f.lengths = with_lengths ? lengths.data() : nullptr;
+  f.reverse = reverse;
+  std::vector<scalar_t> ws(rnncore::sequence_forward_workspace(cell, T, B, I, H));
+  rnncore::sequence_forward(cell, f, T, B, I, H, ws.data());
+  rnncore::SequenceBackward<scalar_t> bk{};
+  bk.dx = dx.data();
+  bk.dstate0[0] = dh0.data();
+  bk.dstate0[1] = dc0.data();
+  bk.g = {dw_ih.data(), dw_hh.data(), db_ih.data(), db_hh.data(), p.extra ? dw_e.data() : nullptr};
+  bk.dy = dy.data();
+  bk.dstate_n[0] = dh_n.data();
+  bk.x = x.data();
+  bk.state[0] = h.data();
+  bk.state[1] = c.data();
+  bk.saved[0] = s0.data();
+  bk.saved[1] = s1.data();
+  bk.p = p;
+  bk.lengths = f.lengths;
+  bk.reverse = reverse;
+  ws.assign(rnncore::sequence_backward_workspace(cell, T, B, I, H), 0);
+  rnncore::sequence_backward(cell, bk, T, B, I, H, ws.data());
   std::vector<double> out;
-  if (kind <= 2) {
-    const auto act = static_cast<rnncore::Activation>(kind);
-    std::vector<scalar_t> ws(rnncore::elman_forward_workspace_size<scalar_t>(B, H));
-    rnncore::elman_forward<scalar_t>(y.data(), h.data(), x.data(), h0.data(), w_ih.data(), w_hh.data(), b_ih.data(),
-                           b_hh.data(), act, len, reverse, T, B, I, H, ws.data());
-    ws.assign(rnncore::elman_backward_workspace_size<scalar_t>(T, B, H), 0);
-    rnncore::elman_backward<scalar_t>(dx.data(), dh0.data(), dw_ih.data(), dw_hh.data(), db_ih.data(), db_hh.data(),
-                            dy.data(), dh_n.data(), x.data(), h.data(), w_ih.data(), w_hh.data(), act, len,
-                            reverse, T, B, I, H, ws.data());
-  } else if (kind <= 4) {
-    const scalar_t* peep = kind == 4 ? w_ch.data() : nullptr;
-    std::vector<scalar_t> ws(rnncore::lstm_forward_workspace_size<scalar_t>(B, H));
-    rnncore::lstm_forward<scalar_t>(y.data(), h.data(), c.data(), gates.data(), x.data(), h0.data(), c0.data(), w_ih.data(),
-                          w_hh.data(), b_ih.data(), b_hh.data(), peep, len, reverse, T, B, I, H, ws.data());
-    ws.assign(rnncore::lstm_backward_workspace_size<scalar_t>(T, B, H, kind == 4), 0);
-    rnncore::lstm_backward<scalar_t>(dx.data(), dh0.data(), dc0.data(), dw_ih.data(), dw_hh.data(), db_ih.data(),
-                           db_hh.data(), kind == 4 ? dw_ch.data() : nullptr, dy.data(), dh_n.data(), nullptr,
-                           x.data(), h.data(), c.data(), gates.data(), w_ih.data(), w_hh.data(), peep, len,
-                           reverse, T, B, I, H, ws.data());
-  } else {
-    const bool reset_after = kind == 5;
-    std::vector<scalar_t> ws(rnncore::gru_forward_workspace_size<scalar_t>(B, H, reset_after));
-    rnncore::gru_forward<scalar_t>(y.data(), h.data(), gates.data(), hn.data(), x.data(), h0.data(), w_ih.data(),
-                         w_hh.data(), b_ih.data(), b_hh.data(), reset_after, len, reverse, T, B, I, H, ws.data());
-    ws.assign(rnncore::gru_backward_workspace_size<scalar_t>(T, B, H, reset_after), 0);
-    rnncore::gru_backward<scalar_t>(dx.data(), dh0.data(), dw_ih.data(), dw_hh.data(), db_ih.data(), db_hh.data(),
-                          dy.data(), dh_n.data(), x.data(), h.data(), gates.data(), hn.data(), w_ih.data(),
-                          w_hh.data(), reset_after, len, reverse, T, B, I, H, ws.data());
-  }
-  for (const auto* v : {&y, &h, &c, &gates, &hn, &dx, &dh0, &dc0, &dw_ih, &dw_hh, &db_ih, &db_hh, &dw_ch}) {
-    append(out, *v);
-  }
+  for (const auto* v : {&y, &h, &c, &s0, &s1, &dx, &dh0, &dc0, &dw_ih, &dw_hh, &db_ih, &db_hh, &dw_e}) append(out, *v);
   return out;
+}
+
+// kind 0-2 Elman (tanh, relu, sigmoid), 3 LSTM, 4 LSTM with peepholes, 5 GRU (reset
+// after), 6 GRU (reset before), 7-8 IndRNN (relu, tanh).
+template <typename scalar_t>
+std::vector<double> run_problem(int kind, const Shape& s, bool with_lengths, bool reverse, unsigned seed) {
+  using rnncore::Activation;
+  if (kind <= 2) return run_cell(rnncore::ElmanCell<scalar_t>::make(kind, false), s, with_lengths, reverse, seed);
+  if (kind <= 4) return run_cell(rnncore::LstmCell<scalar_t>::make(0, kind == 4), s, with_lengths, reverse, seed);
+  if (kind <= 6) return run_cell(rnncore::GruCell<scalar_t>::make(kind == 5, false), s, with_lengths, reverse, seed);
+  const Activation act = kind == 7 ? Activation::relu : Activation::tanh;
+  return run_cell(rnncore::IndrnnCell<scalar_t>::make(static_cast<int>(act), false), s, with_lengths, reverse, seed);
 }
 
 struct Case {
@@ -133,7 +153,7 @@ int main() {
   const Shape shapes[] = {{5, 1, 3, 8}, {6, 3, 5, 16}, {4, 16, 4, 12}, {3, 24, 6, 20}};
   std::vector<Case> cases;
   unsigned seed = 1;
-  for (int kind = 0; kind < 7; ++kind)
+  for (int kind = 0; kind < 9; ++kind)
     for (const auto& s : shapes)
       for (int variant = 0; variant < 4; ++variant)
         cases.push_back({kind, s, (variant & 1) != 0, (variant & 2) != 0, (seed & 1) != 0, seed++});

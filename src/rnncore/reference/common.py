@@ -1,9 +1,11 @@
-"""Shared pieces of the NumPy reference: dimension letters, activations, masks.
+"""The reference's recurrence driver: one sequence loop and one gradient tail for every
+cell, as the native driver (cpp/driver/) runs them; each cell module gives only its step
+maths. Also the shared pieces: dimension letters, activations, masks.
 
-Dimension letters, used word for word in ``cpp/common.h``:
+Dimension letters, used word for word in ``cpp/runtime/common.h``:
 
     T  time steps          B  batch           I  input size
-    H  hidden size         G  gates per cell (Elman 1, GRU 3, LSTM 4)
+    H  hidden size         G  gates per cell (Elman 1, IndRNN 1, GRU 3, LSTM 4)
     L  layers              D  directions (1, or 2 when bidirectional)
 
 Layouts are time-major and C-contiguous: ``x [T,B,I]``, gate pre-activations and
@@ -24,13 +26,38 @@ padded step leaves the state unchanged and writes a zero output, so the forward
 direction ends on each sequence's last valid step and the reverse direction starts
 there. In backward a padded step passes the state gradient through unchanged and
 contributes nothing to any weight gradient.
+
+A cell (an object of the cell modules) has ``spec`` (its ``rnncore._spec.CellSpec``: gates,
+states, saved buffers) and::
+
+    project(x, p)                -> the input projection of all rows, [rows, G*H] (one GEMM)
+    step(pre_t, prev, p)         -> (new states, saved per-step buffers)
+    step_backward(d, prev, new, saved, p)
+                                 -> (dax, dah, d prev states): d is the gradients reaching
+                                    the new states; dax, dah those of the input-side and the
+                                    recurrent-side pre-activations
+    extra_grad(dextra, dah, prev, new)   adds the extra parameter's gradient (LSTM peepholes)
+    weight_grad(dw_hh, dah, h_in, saved) adds dw_hh
+
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple, Optional
+
 import numpy as np
 
-NONLINEARITIES = ("tanh", "relu", "sigmoid")
+from .._spec import NONLINEARITIES, CellSpec, final_state  # noqa: F401  (re-exported)
+
+
+class Params(NamedTuple):
+    """One direction's parameters, or (same fields) their gradients; None where absent."""
+
+    w_ih: np.ndarray
+    w_hh: np.ndarray
+    b_ih: Optional[np.ndarray] = None
+    b_hh: Optional[np.ndarray] = None
+    extra: Optional[np.ndarray] = None
 
 
 def sigmoid(a):
@@ -40,7 +67,7 @@ def sigmoid(a):
 
 
 def activate(a, nonlinearity):
-    """phi(a) for the Elman cell."""
+    """phi(a) for the Elman and IndRNN cells."""
     if nonlinearity == "tanh":
         return np.tanh(a)
     if nonlinearity == "relu":
@@ -59,6 +86,12 @@ def activate_grad(y, nonlinearity):
     if nonlinearity == "sigmoid":
         return y * (1 - y)
     raise ValueError(f"nonlinearity: expected one of {NONLINEARITIES}, got {nonlinearity!r}")
+
+
+def add(dst, value):
+    """dst += value, for a gradient that may be absent (None)."""
+    if dst is not None:
+        dst += value
 
 
 def step_order(T, reverse):
@@ -86,11 +119,6 @@ def valid_mask(T, B, lengths, dtype):
     return (t < np.asarray(lengths)[None, :]).astype(dtype)[:, :, None]
 
 
-def final_state(h, reverse):
-    """The final state of a direction from its state history [T+1,B,H]."""
-    return h[0] if reverse else h[-1]
-
-
 def initial_state(h, reverse):
     return h[-1] if reverse else h[0]
 
@@ -112,3 +140,104 @@ def into(out, results):
             buf[...] = r
             done.append(buf)
     return tuple(done)
+
+
+def project(x, w_ih, b1=None, b2=None):
+    """x [rows,I] @ w_ih.T plus the biases: the input projection of every step at once."""
+    a = x @ w_ih.T
+    if b1 is not None:
+        a += b1 + b2 if b2 is not None else b1
+    return a
+
+
+# ---- the driver ------------------------------------------------------------------------
+
+def sequence_forward(cell, x, states0, p, lengths, reverse):
+    """One direction of a whole sequence: (y [T,B,H], state histories [T+1,B,H]...,
+    saved per-step buffers [T,B,width*H]...)."""
+    T, B, I = x.shape
+    N = cell.spec.G * (p.w_hh.shape[-1] if not cell.spec.vector_recurrence else p.w_hh.shape[0])
+    H = N // cell.spec.G
+    pre = cell.project(x.reshape(T * B, I), p).reshape(T, B, N)
+    valid = valid_mask(T, B, lengths, bool)
+    hist = [np.empty((T + 1, B, H), x.dtype) for _ in cell.spec.states]
+    for h, s0 in zip(hist, states0):
+        h[T if reverse else 0] = 0 if s0 is None else s0
+    y = np.empty((T, B, H), x.dtype)
+    saved = [np.empty((T, B, width * H), x.dtype) for _, width in cell.spec.saved]
+    for t in step_order(T, reverse):
+        prev = tuple(h[prev_index(t, reverse)] for h in hist)
+        new, sv = cell.step(pre[t], prev, p)
+        if valid is not None:  # padding keeps the state, outputs zero, saves zeros
+            new = tuple(np.where(valid[t], s, s_prev) for s, s_prev in zip(new, prev))
+            sv = tuple(np.where(valid[t], v, 0) for v in sv)
+        y[t] = new[0] if valid is None else np.where(valid[t], new[0], 0)
+        for h, s in zip(hist, new):
+            h[next_index(t, reverse)] = s
+        for buf, v in zip(saved, sv):
+            buf[t] = v
+    return (y, *hist, *saved)
+
+
+def sequence_backward(cell, dy, dstates_n, x, hist, saved, p, lengths, reverse, g):
+    """Backpropagation through time for one direction; adds into the gradients g (a
+    Params of gradients). Returns (dx [T,B,I], the initial states' gradients...)."""
+    T, B, I = x.shape
+    H = hist[0].shape[2]
+    N = cell.spec.G * H
+    valid = valid_mask(T, B, lengths, bool)
+    d = [np.zeros((B, H), x.dtype) if s is None else np.array(s, x.dtype) for s in dstates_n]
+    dax, dah = np.zeros((T, B, N), x.dtype), np.zeros((T, B, N), x.dtype)
+    for t in reversed(step_order(T, reverse)):
+        p_t, n_t = prev_index(t, reverse), next_index(t, reverse)
+        prev, new = tuple(h[p_t] for h in hist), tuple(h[n_t] for h in hist)
+        dnew = [d[0] if dy is None else d[0] + dy[t]] + d[1:]
+        dax_t, dah_t, dprev = cell.step_backward(dnew, prev, new, tuple(v[t] for v in saved), p)
+        if valid is not None:  # padding passes the state gradients through, adds nothing
+            dax_t, dah_t = np.where(valid[t], dax_t, 0), np.where(valid[t], dah_t, 0)
+            dprev = tuple(np.where(valid[t], dp, dk) for dp, dk in zip(dprev, d))
+        cell.extra_grad(g.extra, dah_t, prev, new)
+        dax[t], dah[t] = dax_t, dah_t
+        d = list(dprev)
+    h_in = hist[0][1:] if reverse else hist[0][:-1]
+    dx = tail(cell, dax.reshape(T * B, N), dah.reshape(T * B, N), x.reshape(T * B, I), h_in.reshape(T * B, H),
+              tuple(v.reshape(T * B, v.shape[2]) for v in saved), p, g)
+    return (dx.reshape(x.shape), *d)
+
+
+def step_forward(cell, x, prev, p):
+    """One step: (new states..., saved buffers...)."""
+    new, saved = cell.step(cell.project(x, p), prev, p)
+    return (*new, *saved)
+
+
+def step_backward(cell, dnew, x, prev, new, saved, p, g):
+    """Backward of one step: adds into g; returns (dx, the previous states' gradients...)."""
+    dax, dah, dprev = cell.step_backward(list(dnew), prev, new, saved, p)
+    cell.extra_grad(g.extra, dah, prev, new)
+    return (tail(cell, dax, dah, x, prev[0], saved, p, g), *dprev)
+
+
+def tail(cell, dax, dah, x, h_in, saved, p, g):
+    """After the loop: the weight gradients and dx, over all rows at once."""
+    add(g.w_ih, dax.T @ x)
+    cell.weight_grad(g.w_hh, dah, h_in, saved)
+    add(g.b_ih, dax.sum(0))
+    add(g.b_hh, dah.sum(0))
+    return dax @ p.w_ih
+
+
+class MatrixCell:
+    """What every cell with a [G*H,H] recurrent matrix shares; spec (rnncore._spec) says
+    its gates, states and saved buffers."""
+
+    spec: CellSpec
+
+    def project(self, x, p):
+        return project(x, p.w_ih, p.b_ih, p.b_hh)
+
+    def extra_grad(self, dextra, dah, prev, new):
+        pass
+
+    def weight_grad(self, dw_hh, dah, h_in, saved):
+        add(dw_hh, dah.T @ h_in)

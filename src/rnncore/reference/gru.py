@@ -31,12 +31,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import into, next_index, prev_index, sigmoid, step_order, valid_mask
-
-
-def _add(dst, value):
-    if dst is not None:
-        dst += value
+from .._spec import GRU as SPEC
+from .common import (MatrixCell, Params, into, project, sequence_backward, sequence_forward, sigmoid,
+                     step_backward, step_forward)
 
 
 def _cell(ax, h_prev, w_hh, b_hh, reset_after):
@@ -102,80 +99,47 @@ def _recurrent_weight_grad(dw_hh, dah, h_prev, hn, reset_after):
         dw_hh[2 * H:] += dah[:, 2 * H:].T @ hn
 
 
-def gru_step_forward(x, h_prev, w_ih, w_hh, b_ih, b_hh, reset_after=True):
-    """One step. x [B,I], h_prev [B,H] -> (h [B,H], gates [B,3H], hn [B,H])."""
-    ax = x @ w_ih.T
-    if b_ih is not None:
-        ax += b_ih
-    gates, hn, h = _cell(ax, h_prev, w_hh, b_hh, reset_after)
-    return h, gates, hn
+class GRU(MatrixCell):
+    spec = SPEC
 
+    def __init__(self, reset_after):
+        self.reset_after = reset_after
 
-def gru_step_backward(dh, x, h_prev, gates, hn, w_ih, w_hh, reset_after,
-                      dw_ih, dw_hh, db_ih, db_hh):
-    """Backward of one step. Adds into the weight gradients; returns (dx, dh_prev)."""
-    dax, dah, dh_prev = _cell_backward(dh, h_prev, gates, hn, w_hh, reset_after)
-    _add(dw_ih, dax.T @ x)
-    _recurrent_weight_grad(dw_hh, dah, h_prev, hn, reset_after)
-    _add(db_ih, dax.sum(0))
-    _add(db_hh, dah.sum(0))
-    return dax @ w_ih, dh_prev
+    def project(self, x, p):  # bias_hh stays with the recurrent side: ah = h @ w_hh.T + b_hh
+        return project(x, p.w_ih, p.b_ih)
+
+    def step(self, ax, prev, p):
+        gates, hn, h = _cell(ax, prev[0], p.w_hh, p.b_hh, self.reset_after)
+        return (h,), (gates, hn)
+
+    def step_backward(self, d, prev, new, saved, p):
+        dax, dah, dh_prev = _cell_backward(d[0], prev[0], saved[0], saved[1], p.w_hh, self.reset_after)
+        return dax, dah, (dh_prev,)
+
+    def weight_grad(self, dw_hh, dah, h_in, saved):
+        _recurrent_weight_grad(dw_hh, dah, h_in, saved[1], self.reset_after)
 
 
 def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, reset_after=True, lengths=None, reverse=False, *,
                 out=None):
-    """Whole sequence, one direction.
-
-    Returns y [T,B,H] (zero at padded steps), the state history h [T+1,B,H]
-    (layout in ``common``), gates [T,B,3H] post-activation and hn [T,B,H]."""
-    T, B, _ = x.shape
-    H = w_hh.shape[1]
-    ax = (x.reshape(T * B, x.shape[2]) @ w_ih.T).reshape(T, B, 3 * H)
-    if b_ih is not None:
-        ax += b_ih
-    valid = valid_mask(T, B, lengths, bool)
-    h = np.empty((T + 1, B, H), x.dtype)
-    y = np.empty((T, B, H), x.dtype)
-    gates = np.empty((T, B, 3 * H), x.dtype)
-    hn = np.empty((T, B, H), x.dtype)
-    h[T if reverse else 0] = 0 if h0 is None else h0
-    for t in step_order(T, reverse):
-        p = prev_index(t, reverse)
-        gates[t], hn[t], h_t = _cell(ax[t], h[p], w_hh, b_hh, reset_after)
-        if valid is not None:
-            h_t = np.where(valid[t], h_t, h[p])
-            y[t] = np.where(valid[t], h_t, 0)
-        else:
-            y[t] = h_t
-        h[next_index(t, reverse)] = h_t
-    return into(out, (y, h, gates, hn))
+    """Whole sequence, one direction. Returns y [T,B,H] (zero at padded steps), the state
+    history h [T+1,B,H], gates [T,B,3H] post-activation and hn [T,B,H]."""
+    return into(out, sequence_forward(GRU(reset_after), x, (h0,), Params(w_ih, w_hh, b_ih, b_hh), lengths, reverse))
 
 
 def gru_backward(dy, dh_n, x, h, gates, hn, w_ih, w_hh, reset_after, lengths, reverse,
                  dw_ih, dw_hh, db_ih, db_hh, *, out=None):
-    """Backpropagation through time for one direction.
+    """BPTT for one direction: adds into the weight gradients; returns (dx [T,B,I], dh0 [B,H])."""
+    return into(out, sequence_backward(GRU(reset_after), dy, (dh_n,), x, (h,), (gates, hn), Params(w_ih, w_hh),
+                                       lengths, reverse, Params(dw_ih, dw_hh, db_ih, db_hh)))
 
-    Adds into the weight gradients; returns (dx [T,B,I], dh0 [B,H])."""
-    T, B, _ = x.shape
-    H = w_hh.shape[1]
-    valid = valid_mask(T, B, lengths, bool)
-    dax = np.zeros((T, B, 3 * H), x.dtype)
-    dah = np.zeros((T, B, 3 * H), x.dtype)
-    dh = np.zeros((B, H), x.dtype) if dh_n is None else np.array(dh_n, x.dtype)
-    for t in reversed(step_order(T, reverse)):
-        g = dh if dy is None else dh + dy[t]
-        dax_t, dah_t, dh_prev = _cell_backward(g, h[prev_index(t, reverse)], gates[t], hn[t],
-                                               w_hh, reset_after)
-        if valid is not None:
-            dax_t = np.where(valid[t], dax_t, 0)
-            dah_t = np.where(valid[t], dah_t, 0)
-            dh_prev = np.where(valid[t], dh_prev, dh)
-        dax[t], dah[t] = dax_t, dah_t
-        dh = dh_prev
-    dax2, dah2 = dax.reshape(T * B, 3 * H), dah.reshape(T * B, 3 * H)
-    h_in = (h[1:] if reverse else h[:-1]).reshape(T * B, H)
-    _add(dw_ih, dax2.T @ x.reshape(T * B, x.shape[2]))
-    _recurrent_weight_grad(dw_hh, dah2, h_in, hn.reshape(T * B, H), reset_after)
-    _add(db_ih, dax2.sum(0))
-    _add(db_hh, dah2.sum(0))
-    return into(out, ((dax2 @ w_ih).reshape(x.shape), dh))
+
+def gru_step_forward(x, h_prev, w_ih, w_hh, b_ih, b_hh, reset_after=True):
+    """One step. x [B,I], h_prev [B,H] -> (h [B,H], gates [B,3H], hn [B,H])."""
+    return step_forward(GRU(reset_after), x, (h_prev,), Params(w_ih, w_hh, b_ih, b_hh))
+
+
+def gru_step_backward(dh, x, h_prev, gates, hn, w_ih, w_hh, reset_after, dw_ih, dw_hh, db_ih, db_hh):
+    """Backward of one step. Adds into the weight gradients; returns (dx, dh_prev)."""
+    return step_backward(GRU(reset_after), (dh,), x, (h_prev,), (None,), (gates, hn), Params(w_ih, w_hh),
+                         Params(dw_ih, dw_hh, db_ih, db_hh))

@@ -24,19 +24,17 @@ and the output::
     dh_{t-1} = da_t @ weight_hh
     dp_i += sum_b da_i * c_{t-1}   dp_f += sum_b da_f * c_{t-1}   dp_o += sum_b da_o * c_t
 
-and the weight gradients as in the Elman cell with da_t [B,4H].
+and the weight gradients as in the Elman cell with da_t [B,4H]. The sequence loop and
+the weight-gradient tail are the reference driver's (``common``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .common import into, next_index, prev_index, sigmoid, step_order, valid_mask
-
-
-def _add(dst, value):
-    if dst is not None:
-        dst += value
+from .._spec import LSTM as SPEC
+from .common import (MatrixCell, Params, into, sequence_backward, sequence_forward, sigmoid, step_backward,
+                     step_forward)
 
 
 def _gates(a, c_prev, w_ch):
@@ -72,104 +70,56 @@ def _gates_backward(dh, dc, c_prev, c, gates, w_ch):
     return np.concatenate([da_i, da_f, da_g, da_o], axis=1), dc_prev
 
 
-def _peephole_grad(dw_ch, da, c_prev, c):
-    """dp_i, dp_f, dp_o summed over the batch, added into dw_ch [3H]."""
-    if dw_ch is not None:
+class LSTM(MatrixCell):
+    spec = SPEC  # h, c
+
+    def step(self, pre, prev, p):
+        h_prev, c_prev = prev
+        gates, c = _gates(pre + h_prev @ p.w_hh.T, c_prev, p.extra)
         H = c.shape[-1]
-        dw_ch[:H] += (da[:, :H] * c_prev).sum(0)
-        dw_ch[H:2 * H] += (da[:, H:2 * H] * c_prev).sum(0)
-        dw_ch[2 * H:] += (da[:, 3 * H:] * c).sum(0)
+        return (gates[:, 3 * H:] * np.tanh(c), c), (gates,)
 
+    def step_backward(self, d, prev, new, saved, p):
+        dh, dc = d
+        da, dc_prev = _gates_backward(dh, dc, prev[1], new[1], saved[0], p.extra)
+        return da, da, (da @ p.w_hh, dc_prev)
 
-def lstm_step_forward(x, h_prev, c_prev, w_ih, w_hh, b_ih, b_hh, w_ch=None):
-    """One step. x [B,I], h_prev, c_prev [B,H] -> (h, c, gates [B,4H] post-activation)."""
-    a = x @ w_ih.T + h_prev @ w_hh.T
-    if b_ih is not None:
-        a += b_ih + b_hh
-    gates, c = _gates(a, c_prev, w_ch)
-    H = c.shape[-1]
-    h = gates[:, 3 * H:] * np.tanh(c)
-    return h, c, gates
-
-
-def lstm_step_backward(dh, dc, x, h_prev, c_prev, c, gates, w_ih, w_hh, w_ch,
-                       dw_ih, dw_hh, db_ih, db_hh, dw_ch):
-    """Backward of one step; dc may be None. Adds into the weight gradients.
-
-    Returns (dx, dh_prev, dc_prev)."""
-    if dc is None:
-        dc = np.zeros_like(dh)
-    da, dc_prev = _gates_backward(dh, dc, c_prev, c, gates, w_ch)
-    if w_ch is not None:
-        _peephole_grad(dw_ch, da, c_prev, c)
-    _add(dw_ih, da.T @ x)
-    _add(dw_hh, da.T @ h_prev)
-    _add(db_ih, da.sum(0))
-    _add(db_hh, da.sum(0))
-    return da @ w_ih, da @ w_hh, dc_prev
+    def extra_grad(self, dw_ch, da, prev, new):
+        """dp_i, dp_f, dp_o summed over the batch, added into dw_ch [3H]."""
+        if dw_ch is not None:
+            c_prev, c = prev[1], new[1]
+            H = c.shape[-1]
+            dw_ch[:H] += (da[:, :H] * c_prev).sum(0)
+            dw_ch[H:2 * H] += (da[:, H:2 * H] * c_prev).sum(0)
+            dw_ch[2 * H:] += (da[:, 3 * H:] * c).sum(0)
 
 
 def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_ch=None, lengths=None, reverse=False, *,
                  out=None):
-    """Whole sequence, one direction.
-
-    Returns y [T,B,H] (zero at padded steps), the state histories h, c [T+1,B,H]
-    (layout in ``common``) and gates [T,B,4H] post-activation."""
-    T, B, _ = x.shape
-    H = w_hh.shape[1]
-    pre = (x.reshape(T * B, x.shape[2]) @ w_ih.T).reshape(T, B, 4 * H)
-    if b_ih is not None:
-        pre += b_ih + b_hh
-    valid = valid_mask(T, B, lengths, bool)
-    h = np.empty((T + 1, B, H), x.dtype)
-    c = np.empty((T + 1, B, H), x.dtype)
-    y = np.empty((T, B, H), x.dtype)
-    gates = np.empty((T, B, 4 * H), x.dtype)
-    h[T if reverse else 0] = 0 if h0 is None else h0
-    c[T if reverse else 0] = 0 if c0 is None else c0
-    for t in step_order(T, reverse):
-        p, n = prev_index(t, reverse), next_index(t, reverse)
-        gates[t], c_t = _gates(pre[t] + h[p] @ w_hh.T, c[p], w_ch)
-        h_t = gates[t, :, 3 * H:] * np.tanh(c_t)
-        if valid is not None:
-            h_t = np.where(valid[t], h_t, h[p])
-            c_t = np.where(valid[t], c_t, c[p])
-            y[t] = np.where(valid[t], h_t, 0)
-        else:
-            y[t] = h_t
-        h[n], c[n] = h_t, c_t
-    return into(out, (y, h, c, gates))
+    """Whole sequence, one direction. Returns y [T,B,H] (zero at padded steps), the state
+    histories h, c [T+1,B,H] and gates [T,B,4H] post-activation."""
+    return into(out, sequence_forward(LSTM(), x, (h0, c0), Params(w_ih, w_hh, b_ih, b_hh, w_ch), lengths, reverse))
 
 
 def lstm_backward(dy, dh_n, dc_n, x, h, c, gates, w_ih, w_hh, w_ch, lengths, reverse,
                   dw_ih, dw_hh, db_ih, db_hh, dw_ch, *, out=None):
-    """Backpropagation through time for one direction.
+    """BPTT for one direction (dy, dh_n, dc_n may be None): adds into the weight
+    gradients; returns (dx [T,B,I], dh0 [B,H], dc0 [B,H])."""
+    return into(out, sequence_backward(LSTM(), dy, (dh_n, dc_n), x, (h, c), (gates,), Params(w_ih, w_hh, extra=w_ch),
+                                       lengths, reverse, Params(dw_ih, dw_hh, db_ih, db_hh, dw_ch)))
 
-    dy [T,B,H], dh_n, dc_n [B,H], each may be None. Adds into the weight gradients;
-    returns (dx [T,B,I], dh0 [B,H], dc0 [B,H])."""
-    T, B, _ = x.shape
-    H = w_hh.shape[1]
-    valid = valid_mask(T, B, lengths, bool)
-    da = np.zeros((T, B, 4 * H), x.dtype)
-    dh = np.zeros((B, H), x.dtype) if dh_n is None else np.array(dh_n, x.dtype)
-    dc = np.zeros((B, H), x.dtype) if dc_n is None else np.array(dc_n, x.dtype)
-    for t in reversed(step_order(T, reverse)):
-        p, n = prev_index(t, reverse), next_index(t, reverse)
-        g = dh if dy is None else dh + dy[t]
-        da_t, dc_prev = _gates_backward(g, dc, c[p], c[n], gates[t], w_ch)
-        dh_prev = da_t @ w_hh
-        if valid is not None:
-            da_t = np.where(valid[t], da_t, 0)
-            dh_prev = np.where(valid[t], dh_prev, dh)
-            dc_prev = np.where(valid[t], dc_prev, dc)
-        if w_ch is not None:
-            _peephole_grad(dw_ch, da_t, c[p], c[n])
-        da[t] = da_t
-        dh, dc = dh_prev, dc_prev
-    da2 = da.reshape(T * B, 4 * H)
-    h_in = h[1:] if reverse else h[:-1]
-    _add(dw_ih, da2.T @ x.reshape(T * B, x.shape[2]))
-    _add(dw_hh, da2.T @ h_in.reshape(T * B, H))
-    _add(db_ih, da2.sum(0))
-    _add(db_hh, da2.sum(0))
-    return into(out, ((da2 @ w_ih).reshape(x.shape), dh, dc))
+
+def lstm_step_forward(x, h_prev, c_prev, w_ih, w_hh, b_ih, b_hh, w_ch=None):
+    """One step. x [B,I], h_prev, c_prev [B,H] -> (h, c, gates [B,4H] post-activation)."""
+    return step_forward(LSTM(), x, (h_prev, c_prev), Params(w_ih, w_hh, b_ih, b_hh, w_ch))
+
+
+def lstm_step_backward(dh, dc, x, h_prev, c_prev, c, gates, w_ih, w_hh, w_ch,
+                       dw_ih, dw_hh, db_ih, db_hh, dw_ch):
+    """Backward of one step; dc may be None. Adds into the weight gradients; returns
+    (dx, dh_prev, dc_prev)."""
+    dc = np.zeros_like(dh) if dc is None else dc
+    return step_backward(LSTM(), (dh, dc), x, (h_prev, c_prev), (None, c), (gates,), Params(w_ih, w_hh, extra=w_ch),
+                         Params(dw_ih, dw_hh, db_ih, db_hh, dw_ch))
+
+

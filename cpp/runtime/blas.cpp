@@ -3,7 +3,7 @@
 #include <climits>
 #include <stdexcept>
 
-#include "common.h"
+#include "runtime/common.h"
 
 namespace rnncore {
 

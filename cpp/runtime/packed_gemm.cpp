@@ -1,10 +1,10 @@
-#include "packed_gemm.h"
+#include "runtime/packed_gemm.h"
 
 #include <cstdlib>
 #include <cstring>
 #include <type_traits>
 
-#include "activations.h"
+#include "runtime/activations.h"
 
 namespace rnncore {
 

@@ -3,7 +3,7 @@
 //
 // M is the batch (often 1-64), so a BLAS call per step spends most of its time
 // re-packing the same weight panel. Here the weights are packed once, before the time
-// loop (when there is more than one step: for T = 1, sequence.h's StepWeights hands the
+// loop (when there is more than one step: for T = 1, driver/cell.h's StepWeights hands the
 // product to BLAS, which reads the weights in place), into column panels of NR: panel p
 // holds Bmat[0:K, p*NR : p*NR+NR] row by row (K rows of NR contiguous values,
 // zero-padded past N), and a register-tiled micro-kernel (up to 6 rows x NR columns of
@@ -17,7 +17,7 @@
 // multiple of NR) finds its columns of every gate as whole panels.
 #pragma once
 
-#include "common.h"
+#include "runtime/common.h"
 
 namespace rnncore {
 

@@ -3,13 +3,13 @@
 // Dimension letters, used word for word in src/rnncore/reference:
 //
 //   T  time steps          B  batch           I  input size
-//   H  hidden size         G  gates per cell (Elman 1, GRU 3, LSTM 4)
+//   H  hidden size         G  gates per cell (Elman 1, IndRNN 1, GRU 3, LSTM 4)
 //   L  layers              D  directions (1, or 2 when bidirectional)
 //
 // Layouts are time-major and C-contiguous (rightmost dimension fastest):
 // x [T,B,I], gates [T,B,G*H] with PyTorch's gate order as blocks of H, and a state
 // history h [T+1,B,H]. Weights keep PyTorch's layout: weight_ih [G*H,I],
-// weight_hh [G*H,H]; a batch of rows is multiplied by their transpose.
+// weight_hh [G*H,H] (IndRNN: [H]); a batch of rows is multiplied by their transpose.
 //
 // State history of one direction, in time order (so that the weight gradients are
 // single GEMMs after the backward loop):

@@ -18,7 +18,7 @@
 
 #include <functional>
 
-#include "common.h"
+#include "runtime/common.h"
 
 namespace rnncore {
 

@@ -1,0 +1,515 @@
+// The driver's time loop (see recurrence.h for what it does and cell.h for the cells'
+// side). Included by each cell's .cpp, which instantiates it for that cell.
+#pragma once
+
+#include <cstring>
+
+#include "driver/cell.h"
+#include "runtime/parallel.h"
+#include "runtime/parallel_gemm.h"
+
+namespace rnncore {
+namespace loop {
+
+// Time index of processing step s: forward in the direction's order, backward reversed.
+inline index_t forward_time(index_t s, index_t T, bool reverse) { return reverse ? T - 1 - s : s; }
+inline index_t backward_time(index_t s, index_t T, bool reverse) { return reverse ? s : T - 1 - s; }
+
+// How the time loop is spread over threads (recurrence.h).
+struct Plan {
+  enum Mode { rows, units, per_step };
+  int nt;
+  Mode mode;
+};
+
+template <class Cell>
+Plan plan(index_t T, index_t B, index_t I, index_t H) {
+  int nt = num_threads();
+  if (nt <= 1 || Cell::step_work(B, I, H) < parallel_threshold()) return {1, Plan::per_step};
+  // A single step reads w_hh in place: split by rows, every task would pack all of it
+  // inside BLAS; split by units, each packs its own columns.
+  const index_t min_rows = T > 1 ? 4 * static_cast<index_t>(nt) : Cell::G * H;
+  if (B >= min_rows) return {nt, Plan::rows};
+  const index_t slices = (H + Cell::unit_align() - 1) / Cell::unit_align();
+  if (nt > slices) nt = static_cast<int>(slices);
+  return {nt < 1 ? 1 : nt, Cell::elementwise ? Plan::units : Plan::per_step};
+}
+
+// Rows [0,B) x units [u0,u1) of a [B,H] state: copy (src may be nullptr: zeros).
+template <typename scalar_t>
+void copy_units(scalar_t* dst, const scalar_t* src, index_t B, index_t H, Range u) {
+  if (u.end <= u.begin) return;
+  for (index_t b = 0; b < B; ++b) {
+    if (src)
+      std::memcpy(dst + b * H + u.begin, src + b * H + u.begin, sizeof(scalar_t) * (u.end - u.begin));
+    else
+      std::memset(dst + b * H + u.begin, 0, sizeof(scalar_t) * (u.end - u.begin));
+  }
+}
+
+// Carves a workspace into consecutive pieces; with a null base it only counts.
+template <typename scalar_t>
+struct Carve {
+  scalar_t* next;
+  index_t used = 0;
+  scalar_t* take(index_t n) {
+    scalar_t* r = next ? next + used : nullptr;
+    used += n;
+    return r;
+  }
+};
+
+// Where step t finds a buffer: base + t * stride (a history slot, a row of a per-step
+// buffer; for a single step, T = 1, the caller's array itself).
+template <typename P>
+struct Track {
+  P* base;
+  index_t stride;
+  P* at(index_t t, index_t row0, index_t ld) const { return base ? base + t * stride + row0 * ld : nullptr; }
+};
+
+// Calls pointwise(r0, r1) on each run of rows in [0, rows) valid at time t (all of them
+// without lengths) and pad(b) on each padded row.
+template <class F, class P>
+void for_valid_rows(const index_t* lengths, index_t t, index_t rows, F&& pointwise, P&& pad) {
+  if (!lengths) {
+    pointwise(index_t(0), rows);
+    return;
+  }
+  index_t r0 = 0;
+  for (index_t b = 0; b < rows; ++b) {
+    if (t < lengths[b]) continue;
+    if (b > r0) pointwise(r0, b);
+    pad(b);
+    r0 = b + 1;
+  }
+  if (rows > r0) pointwise(r0, rows);
+}
+
+template <typename scalar_t>
+void zero_units(scalar_t* row, index_t blocks, index_t H, index_t u0, index_t u1) {
+  for (index_t k = 0; k < blocks; ++k) std::memset(row + k * H + u0, 0, sizeof(scalar_t) * (u1 - u0));
+}
+
+// Everything one forward call needs: a sequence or a single step.
+template <class Cell>
+struct Forward {
+  using S = typename Cell::scalar_t;
+  static constexpr const CellSpec& spec = Cell::spec;
+  const Cell& cell;
+  index_t T, B, I, H;
+  const index_t* lengths;
+  bool reverse;
+  const S* x;
+  const Params<S>* p;
+  Track<const S> prev[kMaxStates] = {};
+  Track<S> next[kMaxStates] = {};
+  Track<S> y = {};
+  Track<S> saved[kMaxSaved] = {};
+  S* init[kMaxStates] = {};  // history slots of the initial states (sequences), else nullptr
+  const S* state0[kMaxStates] = {};
+
+  void step(const StepWeights<S>* w, S* scratch, index_t s, int part, index_t b0, index_t b1, Range u) const {
+    if (b1 <= b0 || u.end <= u.begin) return;
+    const index_t t = forward_time(s, T, reverse);
+    FwdStep<S> st{};
+    st.rows = b1 - b0;
+    st.H = H;
+    st.u0 = u.begin;
+    st.u1 = u.end;
+    for (int k = 0; k < spec.states; ++k) {
+      st.prev[k] = prev[k].at(t, b0, H);
+      st.next[k] = next[k].at(t, b0, H);
+    }
+    st.y = y.at(t, b0, H);
+    for (int k = 0; k < spec.saved; ++k) st.saved[k] = saved[k].at(t, b0, spec.saved_buffers[k].width * H);
+    st.scratch = scratch ? scratch + b0 * cell.forward_scratch_ld(H) : nullptr;
+    st.p = p;
+    st.w = w;
+    cell.forward_product(st, part);
+    auto pad = [&](index_t b) {  // keep the state, output zero
+      for (int k = 0; k < spec.states; ++k)
+        std::memcpy(st.next[k] + b * H + u.begin, st.prev[k] + b * H + u.begin, sizeof(S) * (u.end - u.begin));
+      zero_units(st.y + b * H, 1, H, u.begin, u.end);
+      for (int k = 0; k < spec.saved; ++k)
+        if (k != spec.preact)
+          zero_units(st.saved[k] + b * spec.saved_buffers[k].width * H, spec.saved_buffers[k].width, H, u.begin,
+                     u.end);
+    };
+    auto compute = [&](index_t r0, index_t r1) { cell.forward_pointwise(st, part, r0, r1); };
+    if (part == 0)
+      for_valid_rows(lengths ? lengths + b0 : nullptr, t, st.rows, compute, pad);
+    else
+      for_valid_rows(lengths ? lengths + b0 : nullptr, t, st.rows, compute, [](index_t) {});
+  }
+
+  // Workspace layout (a null base counts its size).
+  struct Space {
+    StepWeights<S> w[2];
+    int views;
+    S* scratch;
+    S* bias;
+    index_t size;
+  };
+  Space carve(S* base) const {
+    Carve<S> c{base};
+    Space sp{};
+    RecurrentView v[2];
+    sp.views = cell.views(false, v, H);
+    for (int i = 0; i < sp.views; ++i) {
+      const bool packed = T > 1;  // a single step reads w_hh in place
+      sp.w[i] = StepWeights<S>{p ? p->w_hh + v[i].row0 * H : nullptr, H, v[i].trans, v[i].K, H, v[i].blocks,
+                               packed ? c.take(packed_size<S>(v[i].K, H, v[i].blocks)) : nullptr};
+    }
+    sp.scratch = c.take(B * cell.forward_scratch_ld(H));
+    sp.bias = c.take(Cell::G * H);
+    sp.size = c.used;
+    return sp;
+  }
+
+  void run(S* workspace) const {
+    const index_t N = Cell::G * H;
+    const Space sp = carve(workspace);
+    const S *b1 = nullptr, *b2 = nullptr;
+    cell.input_bias(*p, H, sp.bias, &b1, &b2);
+    const Plan plan = loop::plan<Cell>(T, B, I, H);
+    const int nt = plan.nt, parts = cell.forward_parts();
+    S* preact = spec.preact < 0 ? y.base : saved[spec.preact].base;
+    single_threaded_blas();
+    // phase 0: pack w_hh, project the inputs, place the initial states; then the time loop
+    run_phased(nt, 1 + (plan.mode == Plan::per_step ? parts * T : 1), nt, [&](index_t phase, int task) {
+      const Range u = split(H, task, nt, Cell::unit_align());
+      if (phase == 0) {
+        for (int i = 0; i < sp.views; ++i) sp.w[i].pack(task, nt);
+        input_projection(task, nt, preact, x, p->w_ih, b1, b2, T * B, I, N);
+        for (int k = 0; k < spec.states; ++k)
+          if (init[k]) copy_units(init[k], state0[k], B, H, u);
+      } else if (plan.mode == Plan::rows) {
+        const Range r = split(B, task, nt, 1);
+        for (index_t s = 0; s < T; ++s)
+          for (int part = 0; part < parts; ++part) step(sp.w, sp.scratch, s, part, r.begin, r.end, {0, H});
+      } else if (plan.mode == Plan::units) {
+        for (index_t s = 0; s < T; ++s)
+          for (int part = 0; part < parts; ++part) step(sp.w, sp.scratch, s, part, 0, B, u);
+      } else {
+        step(sp.w, sp.scratch, (phase - 1) / parts, static_cast<int>((phase - 1) % parts), 0, B, u);
+      }
+    });
+  }
+};
+
+// Everything one backward call needs.
+template <class Cell>
+struct Backward {
+  using S = typename Cell::scalar_t;
+  static constexpr const CellSpec& spec = Cell::spec;
+  const Cell& cell;
+  index_t T, B, I, H;
+  const index_t* lengths;
+  bool reverse;
+  const S* x;
+  const Params<S>* p;
+  const ParamGrads<S>* g;
+  S* dx = nullptr;
+  const S* dy = nullptr;                 // [T,B,H] or nullptr
+  const S* dh_first = nullptr;           // gradient reaching the last step's h, or nullptr (zero)
+  S* dh_last = nullptr;                  // out: the gradient of the state the first step read
+  S* carry[kMaxStates] = {};             // out, carried in place: gradients of the other states
+  const S* carry_in[kMaxStates] = {};    // their gradients reaching the last step, or nullptr
+  Track<const S> prev[kMaxStates] = {};
+  Track<const S> next[kMaxStates] = {};
+  Track<const S> saved[kMaxSaved] = {};
+
+  struct Space {
+    S* dgate[2];
+    StepWeights<S> w[2];
+    int views;
+    S* dh_buf[2];
+    S* scratch;
+    S* dbias;
+    S* accum;
+    index_t size;
+  };
+  Space carve(S* base) const {
+    const index_t N = Cell::G * H;
+    Carve<S> c{base};
+    Space sp{};
+    sp.dgate[0] = c.take(T * B * N);
+    sp.dgate[1] = cell.grad_buffers() == 2 ? c.take(T * B * N) : sp.dgate[0];
+    RecurrentView v[2];
+    sp.views = cell.views(true, v, H);
+    for (int i = 0; i < sp.views; ++i)
+      sp.w[i] = StepWeights<S>{p ? p->w_hh + v[i].row0 * H : nullptr, H, v[i].trans, v[i].K, H, v[i].blocks,
+                               T > 1 ? c.take(packed_size<S>(v[i].K, H, v[i].blocks)) : nullptr};
+    sp.dh_buf[0] = c.take(B * H);
+    sp.dh_buf[1] = c.take(B * H);
+    sp.scratch = c.take(B * cell.backward_scratch_ld(H));
+    sp.dbias = c.take(N);
+    sp.accum = c.take(kMaxThreads * cell.accum(H));
+    sp.size = c.used;
+    return sp;
+  }
+
+  void step(const Space& sp, index_t s, int part, index_t b0, index_t b1, Range u, int task) const {
+    if (b1 <= b0 || u.end <= u.begin) return;
+    const index_t t = backward_time(s, T, reverse), N = Cell::G * H;
+    BwdStep<S> st{};
+    st.rows = b1 - b0;
+    st.H = H;
+    st.u0 = u.begin;
+    st.u1 = u.end;
+    st.dh = (s == 0 ? (dh_first ? dh_first : sp.dh_buf[0]) : sp.dh_buf[s % 2]) + b0 * H;
+    st.dy = dy ? dy + t * B * H + b0 * H : nullptr;
+    st.dh_prev = (s == T - 1 ? dh_last : sp.dh_buf[(s + 1) % 2]) + b0 * H;
+    for (int k = 0; k < spec.states; ++k) {
+      st.carry[k] = carry[k] ? carry[k] + b0 * H : nullptr;
+      st.prev[k] = prev[k].at(t, b0, H);
+      st.next[k] = next[k].at(t, b0, H);
+    }
+    for (int k = 0; k < spec.saved; ++k) st.saved[k] = saved[k].at(t, b0, spec.saved_buffers[k].width * H);
+    st.dgate[0] = sp.dgate[0] + (t * B + b0) * N;
+    st.dgate[1] = sp.dgate[1] + (t * B + b0) * N;
+    st.scratch = sp.scratch + b0 * cell.backward_scratch_ld(H);
+    st.accum = sp.accum + task * cell.accum(H);
+    st.p = p;
+    st.w = sp.w;
+    cell.backward_product(st, part);
+    auto pad = [&](index_t b) {  // pass the state gradient through, no gate gradient
+      for (int d = 0; d < cell.grad_buffers(); ++d) zero_units(st.dgate[d] + b * N, Cell::G, H, u.begin, u.end);
+      std::memcpy(st.dh_prev + b * H + u.begin, st.dh + b * H + u.begin, sizeof(S) * (u.end - u.begin));
+    };
+    auto compute = [&](index_t r0, index_t r1) { cell.backward_pointwise(st, part, r0, r1); };
+    if (part == 0)
+      for_valid_rows(lengths ? lengths + b0 : nullptr, t, st.rows, compute, pad);
+    else
+      for_valid_rows(lengths ? lengths + b0 : nullptr, t, st.rows, compute, [](index_t) {});
+  }
+
+  void run(S* workspace) const {
+    const index_t N = Cell::G * H, rows = T * B;
+    const Space sp = carve(workspace);
+    const Plan plan = loop::plan<Cell>(T, B, I, H);
+    const int nt = plan.nt, parts = cell.backward_parts();
+    const index_t acc = cell.accum(H);
+    const index_t last = 1 + (plan.mode == Plan::per_step ? parts * T : 1);
+    single_threaded_blas();
+    // phase 0: pack, take in the final states' gradients; then the loop; last phase: the
+    // weight-gradient GEMMs and sums, dx
+    run_phased(nt, last + 1, nt, [&](index_t phase, int task) {
+      const Range u = split(H, task, nt, Cell::unit_align());
+      if (phase == 0) {
+        for (int i = 0; i < sp.views; ++i) sp.w[i].pack(task, nt);
+        if (!dh_first) copy_units<S>(sp.dh_buf[0], nullptr, B, H, u);
+        if (T == 0) copy_units(dh_last, dh_first, B, H, u);
+        for (int k = 1; k < spec.states; ++k) copy_units(carry[k], carry_in[k], B, H, u);
+        if (acc) std::memset(sp.accum + task * acc, 0, sizeof(S) * acc);
+        return;
+      }
+      if (phase < last) {
+        if (plan.mode == Plan::rows) {
+          const Range r = split(B, task, nt, 1);
+          for (index_t s = 0; s < T; ++s)
+            for (int part = 0; part < parts; ++part) step(sp, s, part, r.begin, r.end, {0, H}, task);
+        } else if (plan.mode == Plan::units) {
+          for (index_t s = 0; s < T; ++s)
+            for (int part = 0; part < parts; ++part) step(sp, s, part, 0, B, u, task);
+        } else {
+          step(sp, (phase - 1) / parts, static_cast<int>((phase - 1) % parts), 0, B, u, task);
+        }
+        return;
+      }
+      if (acc && g->extra) {  // every task's sums, in task order (deterministic)
+        const Range r = split(acc, task, nt, 1);
+        for (int q = 0; q < nt; ++q)
+          for (index_t j = r.begin; j < r.end; ++j) g->extra[j] += sp.accum[q * acc + j];
+      }
+      gemm_rows<S>(task, nt, true, false, N, I, rows, 1, sp.dgate[0], N, x, I, 1, g->w_ih, I);
+      Tail<S> tail{task, nt, rows, H, {sp.dgate[0], sp.dgate[1]}, prev[0].base, {}, g->w_hh};
+      for (int k = 0; k < spec.saved; ++k) tail.saved[k] = saved[k].base;
+      cell.weight_grad(tail);
+      if (g->b_ih || g->b_hh) {
+        const Range r = split(N, task, nt, 8);
+        for (index_t j = r.begin; j < r.end; ++j) sp.dbias[j] = 0;
+        add_column_sums(sp.dbias, sp.dgate[0], rows, N, r.begin, r.end);
+        if (g->b_ih)
+          for (index_t j = r.begin; j < r.end; ++j) g->b_ih[j] += sp.dbias[j];
+        if (cell.grad_buffers() == 2) {
+          for (index_t j = r.begin; j < r.end; ++j) sp.dbias[j] = 0;
+          add_column_sums(sp.dbias, sp.dgate[1], rows, N, r.begin, r.end);
+        }
+        if (g->b_hh)
+          for (index_t j = r.begin; j < r.end; ++j) g->b_hh[j] += sp.dbias[j];
+      }
+      gemm_rows<S>(task, nt, false, false, rows, I, N, 1, sp.dgate[0], N, p->w_ih, I, 0, dx, I);
+    });
+  }
+};
+
+}  // namespace loop
+
+template <typename scalar_t>
+void StepWeights<scalar_t>::pack(int p, int nt) const {
+  if (!packed) return;
+  const Range r = split(blocks * panels_per_block<scalar_t>(nb), p, nt, 1);
+  pack_weights(packed, W, ldw, trans, K, nb, blocks, r.begin, r.end);
+}
+
+template <typename scalar_t>
+void StepWeights<scalar_t>::product(index_t g, index_t M, index_t nc, const scalar_t* A, index_t lda, index_t n0,
+                                    scalar_t* C, index_t ldc, bool accumulate) const {
+  if (packed) {
+    gemm_packed(M, nc, K, A, lda, packed + g * packed_size<scalar_t>(K, nb, 1), n0, C, ldc, accumulate);
+    return;
+  }
+  const index_t col = g * nb + n0;
+  gemm<scalar_t>(false, trans, M, nc, K, scalar_t(1), A, lda, trans ? W + col * ldw : W + col, ldw,
+                 accumulate ? scalar_t(1) : scalar_t(0), C, ldc);
+}
+
+template <typename scalar_t>
+void weight_grad_gemm(const Tail<scalar_t>& t, scalar_t* dw, index_t N, const scalar_t* dA, index_t lda,
+                      const scalar_t* B) {
+  gemm_rows<scalar_t>(t.p, t.nt, true, false, N, t.H, t.rows, 1, dA, lda, B, t.H, 1, dw, t.H);
+}
+
+// ---- the entry points ----------------------------------------------------------------
+
+template <class Cell>
+loop::Forward<Cell> sequence_forward_run(const Cell& cell, const SequenceForward<typename Cell::scalar_t>* a, index_t T,
+                                         index_t B, index_t I, index_t H) {
+  using S = typename Cell::scalar_t;
+  const index_t BH = B * H;
+  loop::Forward<Cell> f{cell, T, B, I, H, a ? a->lengths : nullptr, a && a->reverse, a ? a->x : nullptr,
+                        a ? &a->p : nullptr};
+  if (!a) return f;
+  // forward: step t reads slot t, writes t+1; reverse: reads t+1, writes t (common.h)
+  for (int k = 0; k < Cell::spec.states; ++k) {
+    S* h = a->state[k];
+    f.prev[k] = {h + (a->reverse ? BH : 0), BH};
+    f.next[k] = {h + (a->reverse ? 0 : BH), BH};
+    f.init[k] = h + (a->reverse ? T : 0) * BH;
+    f.state0[k] = a->state0[k];
+  }
+  f.y = {a->y, BH};
+  for (int k = 0; k < Cell::spec.saved; ++k) f.saved[k] = {a->saved[k], B * Cell::spec.saved_buffers[k].width * H};
+  return f;
+}
+
+template <class Cell>
+index_t sequence_forward_workspace(const Cell& cell, index_t T, index_t B, index_t I, index_t H) {
+  return sequence_forward_run(cell, static_cast<const SequenceForward<typename Cell::scalar_t>*>(nullptr), T, B, I, H)
+      .carve(nullptr)
+      .size;
+}
+
+template <class Cell>
+void sequence_forward(const Cell& cell, const SequenceForward<typename Cell::scalar_t>& a, index_t T, index_t B,
+                      index_t I, index_t H, typename Cell::scalar_t* workspace) {
+  sequence_forward_run(cell, &a, T, B, I, H).run(workspace);
+}
+
+template <class Cell>
+loop::Forward<Cell> step_forward_run(const Cell& cell, const StepForward<typename Cell::scalar_t>* a, index_t B,
+                                     index_t I, index_t H) {
+  loop::Forward<Cell> f{cell, 1, B, I, H, nullptr, false, a ? a->x : nullptr, a ? &a->p : nullptr};
+  if (!a) return f;
+  for (int k = 0; k < Cell::spec.states; ++k) {
+    f.prev[k] = {a->state_prev[k], 0};
+    f.next[k] = {a->state[k], 0};
+  }
+  for (int k = 0; k < Cell::spec.saved; ++k) f.saved[k] = {a->saved[k], 0};
+  return f;
+}
+
+// A single step's y (the outputs of a sequence) is scratch after the forward workspace.
+template <class Cell>
+index_t step_forward_workspace(const Cell& cell, index_t B, index_t I, index_t H) {
+  return step_forward_run(cell, static_cast<const StepForward<typename Cell::scalar_t>*>(nullptr), B, I, H)
+             .carve(nullptr)
+             .size +
+         B * H;
+}
+
+template <class Cell>
+void step_forward(const Cell& cell, const StepForward<typename Cell::scalar_t>& a, index_t B, index_t I, index_t H,
+                  typename Cell::scalar_t* workspace) {
+  auto f = step_forward_run(cell, &a, B, I, H);
+  const index_t used = f.carve(nullptr).size;
+  f.y = {workspace + used, 0};
+  f.run(workspace);
+}
+
+template <class Cell>
+loop::Backward<Cell> sequence_backward_run(const Cell& cell, const SequenceBackward<typename Cell::scalar_t>* a,
+                                           index_t T, index_t B, index_t I, index_t H) {
+  using S = typename Cell::scalar_t;
+  const index_t BH = B * H;
+  loop::Backward<Cell> b{cell, T, B, I, H, a ? a->lengths : nullptr, a && a->reverse, a ? a->x : nullptr,
+                         a ? &a->p : nullptr, a ? &a->g : nullptr};
+  if (!a) return b;
+  b.dx = a->dx;
+  b.dy = a->dy;
+  b.dh_first = a->dstate_n[0];
+  b.dh_last = a->dstate0[0];
+  for (int k = 0; k < Cell::spec.states; ++k) {
+    const S* h = a->state[k];
+    b.prev[k] = {h + (a->reverse ? BH : 0), BH};
+    b.next[k] = {h + (a->reverse ? 0 : BH), BH};
+    if (k > 0) {
+      b.carry[k] = a->dstate0[k];
+      b.carry_in[k] = a->dstate_n[k];
+    }
+  }
+  for (int k = 0; k < Cell::spec.saved; ++k) b.saved[k] = {a->saved[k], B * Cell::spec.saved_buffers[k].width * H};
+  return b;
+}
+
+template <class Cell>
+index_t sequence_backward_workspace(const Cell& cell, index_t T, index_t B, index_t I, index_t H) {
+  return sequence_backward_run(cell, static_cast<const SequenceBackward<typename Cell::scalar_t>*>(nullptr), T, B, I,
+                               H)
+      .carve(nullptr)
+      .size;
+}
+
+template <class Cell>
+void sequence_backward(const Cell& cell, const SequenceBackward<typename Cell::scalar_t>& a, index_t T, index_t B,
+                       index_t I, index_t H, typename Cell::scalar_t* workspace) {
+  sequence_backward_run(cell, &a, T, B, I, H).run(workspace);
+}
+
+template <class Cell>
+loop::Backward<Cell> step_backward_run(const Cell& cell, const StepBackward<typename Cell::scalar_t>* a, index_t B,
+                                       index_t I, index_t H) {
+  loop::Backward<Cell> b{cell, 1, B, I, H, nullptr, false, a ? a->x : nullptr, a ? &a->p : nullptr,
+                         a ? &a->g : nullptr};
+  if (!a) return b;
+  b.dx = a->dx;
+  b.dh_first = a->dstate[0];
+  b.dh_last = a->dstate_prev[0];
+  for (int k = 0; k < Cell::spec.states; ++k) {
+    b.prev[k] = {a->state_prev[k], 0};
+    b.next[k] = {a->state[k], 0};
+    if (k > 0) {
+      b.carry[k] = a->dstate_prev[k];
+      b.carry_in[k] = a->dstate[k];
+    }
+  }
+  for (int k = 0; k < Cell::spec.saved; ++k) b.saved[k] = {a->saved[k], 0};
+  return b;
+}
+
+template <class Cell>
+index_t step_backward_workspace(const Cell& cell, index_t B, index_t I, index_t H) {
+  return step_backward_run(cell, static_cast<const StepBackward<typename Cell::scalar_t>*>(nullptr), B, I, H)
+      .carve(nullptr)
+      .size;
+}
+
+template <class Cell>
+void step_backward(const Cell& cell, const StepBackward<typename Cell::scalar_t>& a, index_t B, index_t I, index_t H,
+                   typename Cell::scalar_t* workspace) {
+  step_backward_run(cell, &a, B, I, H).run(workspace);
+}
+
+}  // namespace rnncore

@@ -1,0 +1,71 @@
+"""What varies between the recurrent cells, said once for the layers, the one-step cells
+and the reference (the Python mirror of each cell's ``CellSpec`` in ``cpp/cells/``).
+
+A cell is named by its kernel prefix (``elman`` -> ``elman_forward`` ...), has G gates per
+step, carries one or two states, saves per-step buffers beyond them, may have one extra
+parameter and one option, and its kernels take their arguments in this order::
+
+    forward(x, *states0, w_ih, w_hh, b_ih, b_hh, *extra, *option, lengths, reverse, *, out)
+        -> (y, *state histories, *saved)
+    backward(dy, *dstates_n, x, *state histories, *saved, w_ih, w_hh, *extra, *option,
+             lengths, reverse, dw_ih, dw_hh, db_ih, db_hh, *dextra, *, out) -> (dx, *dstates0)
+    step_forward(x, *states_prev, w_ih, w_hh, b_ih, b_hh, *extra, *option) -> states + saved
+    step_backward(*dstates, x, *states_prev, *new states it reads, *saved, w_ih, w_hh,
+                  *extra, *option, dw_ih, dw_hh, db_ih, db_hh, *dextra) -> (dx, *dstates_prev)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple, Optional
+
+import numpy as np
+
+NONLINEARITIES = ("tanh", "relu", "sigmoid")
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    kind: str                          # kernel prefix
+    G: int                             # gates per step
+    states: tuple[str, ...]            # ("h",) or ("h", "c")
+    saved: tuple[tuple[str, int], ...] = ()  # per-step buffers and their widths in units of H
+    extra: Optional[tuple[str, int]] = None  # the extra parameter's name and width, e.g. ("weight_ch", 3)
+    option: Optional[str] = None       # the layer attribute the kernels take, e.g. "nonlinearity"
+    vector_recurrence: bool = False    # weight_hh is [H] (IndRNN), not [G*H, H]
+    step_reads_next: tuple[str, ...] = ()  # new states a step's backward reads
+
+    def weight_hh_shape(self, H):
+        return (H,) if self.vector_recurrence else (self.G * H, H)
+
+
+ELMAN = CellSpec("elman", 1, ("h",), option="nonlinearity", step_reads_next=("h",))
+LSTM = CellSpec("lstm", 4, ("h", "c"), saved=(("gates", 4),), extra=("weight_ch", 3), step_reads_next=("c",))
+GRU = CellSpec("gru", 3, ("h",), saved=(("gates", 3), ("hn", 1)), option="reset_after")
+INDRNN = CellSpec("indrnn", 1, ("h",), option="nonlinearity", vector_recurrence=True, step_reads_next=("h",))
+
+
+class Weights(NamedTuple):
+    """One direction's parameters (or their gradients), None where absent."""
+
+    w_ih: np.ndarray
+    w_hh: np.ndarray
+    b_ih: Optional[np.ndarray]
+    b_hh: Optional[np.ndarray]
+    extra: Optional[np.ndarray]
+
+    @classmethod
+    def of(cls, table, suffix=""):
+        """From params or grads by PyTorch's names (``weight_ih`` + suffix ...)."""
+        return cls(table[f"weight_ih{suffix}"], table[f"weight_hh{suffix}"], table.get(f"bias_ih{suffix}"),
+                   table.get(f"bias_hh{suffix}"), table.get(f"weight_ch{suffix}"))
+
+
+def final_state(history, reverse):
+    """The final state of a direction from its history [T+1,B,H] (layout in cpp/runtime/common.h)."""
+    return history[0] if reverse else history[-1]
+
+
+def kernels(ops, spec):
+    """The four kernel functions of a cell in a backend module."""
+    return tuple(getattr(ops, f"{spec.kind}_{f}") for f in ("forward", "backward", "step_forward", "step_backward"))
