@@ -32,7 +32,7 @@ import time
 
 
 def job_rate(mode, steps, workdir):
-    args = ["--steps", str(steps), "--sample-every", "0", "--checkpoint-every", str(10 ** 9), "--plot", "",
+    args = ["--steps", str(steps), "--sample-every", "0", "--checkpoint-every", str(10 ** 9), "--plot", "", "--overwrite",
             "--checkpoint", os.path.join(workdir, f"{mode}.npz")]
     if mode == "1x2":
         cmd = [sys.executable, "-m", "rnncore", "--threads", "2", *args]

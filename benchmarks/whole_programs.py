@@ -41,9 +41,9 @@ def run(impl, program, threads, steps):
 
 def blas_info():
     """The BLAS kernels in use in an rnncore process (threadpoolctl), for the record."""
-    code = ("import json, numpy, rnncore, threadpoolctl; print(json.dumps([(i.get('internal_api'), "
+    code = ("import json, numpy, threadpoolctl; from rnncore import _core; print(json.dumps([(i.get('internal_api'), "
             "i.get('architecture'), i.get('version'), i.get('num_threads')) for i in threadpoolctl.threadpool_info()]"
-            " + [('rnncore kernels', rnncore._core.kernel_isa())]))")
+            " + [('rnncore kernels', _core.kernel_isa())]))")
     try:
         return json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                          check=True).stdout)

@@ -30,7 +30,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
-from . import backends
+from . import _threads, backends
 from .reference.common import NONLINEARITIES
 
 __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
@@ -59,6 +59,8 @@ class _Kernels:
         self.__init__(*state)
 
     def forward(self, x, s0, w, lengths, reverse):
+        if self.backend == "native":
+            _threads.claim_cores()
         ops, o = self.ops, self.option
         if self.kind == "rnn":
             y, h = ops.elman_forward(x, s0[0], *w[:4], o, lengths, reverse)
@@ -71,6 +73,8 @@ class _Kernels:
         return y, (h[0] if reverse else h[-1],), (h, gates, hn)
 
     def backward(self, dy, ds_n, x, saved, w, lengths, reverse, g):
+        if self.backend == "native":
+            _threads.claim_cores()
         ops, o = self.ops, self.option
         if self.kind == "rnn":
             dx, dh0 = ops.elman_backward(dy, ds_n[0], x, *saved, w[0], w[1], o, lengths, reverse, *g[:4])
