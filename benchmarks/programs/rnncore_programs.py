@@ -21,13 +21,24 @@ def lm_model(V, embed, hidden, layers):
     return model
 
 
+def time_lm_steps(step, args, tokens):
+    """Warm up, time args.steps calls of step(k) (each returns its loss), report tokens/s."""
+    for k in range(args.warmup):
+        step(k)
+    losses = []
+    with Timer() as t:
+        for k in range(args.warmup, args.warmup + args.steps):
+            losses.append(step(k))
+    emit(rate=args.steps * tokens / t.seconds, unit="tokens/s", loss=float(np.mean(losses)), last_loss=losses[-1])
+
+
 def train_lm(args, embed):
     """The main job's training step (embed 64) or the README's loop (embed 32)."""
     inputs, targets, V = char_data(32, 64)
     model = lm_model(V, embed, 256, 2)
     xent = rnncore.SoftmaxCrossEntropy()
     opt = rnncore.Adam(model.params, model.grads, lr=2e-3)
-    state, losses = None, []
+    state = None
 
     def step(k):
         nonlocal state
@@ -39,13 +50,7 @@ def train_lm(args, embed):
         opt.step()
         return loss
 
-    for k in range(args.warmup):
-        step(k)
-    with Timer() as t:
-        for k in range(args.warmup, args.warmup + args.steps):
-            losses.append(step(k))
-    emit(rate=args.steps * inputs[0].size / t.seconds, unit="tokens/s", loss=float(np.mean(losses)),
-         last_loss=losses[-1])
+    time_lm_steps(step, args, inputs[0].size)
 
 
 def train_numpy_head(args):
@@ -59,7 +64,7 @@ def train_numpy_head(args):
     gW, gb = np.zeros_like(W), np.zeros_like(b)
     grads = {**body.grads, "head.weight": gW, "head.bias": gb}
     opt = rnncore.Adam(params, grads, lr=2e-3)
-    state, losses = None, []
+    state = None
 
     def step(k):
         nonlocal state
@@ -82,13 +87,7 @@ def train_numpy_head(args):
         opt.step()
         return loss
 
-    for k in range(args.warmup):
-        step(k)
-    with Timer() as t:
-        for k in range(args.warmup, args.warmup + args.steps):
-            losses.append(step(k))
-    emit(rate=args.steps * inputs[0].size / t.seconds, unit="tokens/s", loss=float(np.mean(losses)),
-         last_loss=losses[-1])
+    time_lm_steps(step, args, inputs[0].size)
 
 
 def train_seq2seq(args):
