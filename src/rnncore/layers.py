@@ -7,6 +7,22 @@ are explicit: ``forward`` saves what ``backward`` needs, ``backward`` returns th
 gradients with respect to the input and the initial state and *adds* the
 parameter gradients into ``grads``.
 
+Two keyword options every layer has beyond PyTorch's:
+
+- ``weight_drop=p``: DropConnect on the recurrent weights (Merity et al. 2017, "Regularizing
+  and Optimizing LSTM Language Models"): in training, each forward pass draws one mask
+  from the layer's ``rng`` and runs with ``weight_hh * mask / (1 - p)`` for every step and
+  sequence; backward masks that gradient the same way. Off under ``eval()`` (``weight_hh``
+  as it is, the mask's expectation). Reseeding ``rng`` reproduces the masks.
+- ``checkpoint_every=k``: memory-efficient BPTT (Chen et al. 2016, "Training Deep Nets with
+  Sublinear Memory Cost"; Gruslys et al. 2016). Forward runs the sequence in segments of k
+  steps and keeps only the states each segment starts from; backward recomputes one
+  segment's forward at a time, last first, and runs that segment's backward, which adds
+  its weight gradients before the next. Activation memory is that of T/k states plus k
+  steps instead of T steps (k near sqrt(T) is the smallest); the cost is a second forward
+  pass. Results and gradients equal the full path's up to the order of the weight
+  gradients' sums. Sequences of at most k steps take the full path.
+
 One path for every cell and every stack: a layer is its ``CellSpec`` (``_spec.py``)
 and runs each (layer, direction) through the backend's kernels for that cell.
 """
@@ -37,9 +53,21 @@ class _Direction(NamedTuple):
     """What one (layer, direction)'s forward leaves for its backward."""
 
     x: np.ndarray                     # [T,B,I] its input
-    histories: tuple                  # [T+1,B,H] per state
-    saved: tuple                      # the cell's per-step buffers
+    histories: tuple                  # [T+1,B,H] per state (with checkpoints: the last segment's)
+    saved: tuple                      # the cell's per-step buffers (likewise)
     reverse: bool
+    w: _spec.Weights                  # the weights forward ran with (weight drop: w_hh masked)
+    drop: Optional[np.ndarray]        # weight drop's scaled mask on w_hh, or None
+    segments: Optional[list]          # with checkpoint_every: a _Segment per segment, in
+                                      # processing order; None: histories hold every step
+
+
+class _Segment(NamedTuple):
+    """One stretch of a checkpointed sequence: steps [t0, t1) and the states it starts from."""
+
+    t0: int
+    t1: int
+    states0: tuple                    # [B,H] per state, or None (zeros)
 
 
 class _Saved(NamedTuple):
@@ -56,7 +84,8 @@ class _Recurrent(Module):
     spec: _spec.CellSpec  # set by each cell's class
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, *, dtype=np.float32, backend=None, seed=None):
+                 dropout=0.0, bidirectional=False, *, weight_drop=0.0, checkpoint_every=None,
+                 dtype=np.float32, backend=None, seed=None):
         super().__init__(dtype)
         self.input_size = _checks.positive_int("input_size", input_size)
         self.hidden_size = _checks.positive_int("hidden_size", hidden_size)
@@ -66,6 +95,9 @@ class _Recurrent(Module):
         self.dropout = _checks.probability("dropout", dropout)
         self.bidirectional = bool(bidirectional)
         self.num_directions = 2 if self.bidirectional else 1
+        self.weight_drop = _checks.probability("weight_drop", weight_drop)
+        self.checkpoint_every = (None if checkpoint_every is None
+                                 else _checks.positive_int("checkpoint_every", checkpoint_every))
         self.backend, ops = backends.resolve(backend)
         self._forward_kernel, self._backward_kernel = _spec.kernels(ops, self.spec)[:2]
         self.rng = np.random.default_rng(seed)
@@ -143,28 +175,123 @@ class _Recurrent(Module):
         return a
 
     # ---- one (layer, direction) -------------------------------------------------------
+    def _run_weights(self, k):
+        """The weights (layer, direction) k runs with, and weight drop's scaled mask on
+        w_hh (None when off): DropConnect (Merity et al. 2017), one mask per forward pass,
+        drawn in training only; in evaluation w_hh as it is, the mask's expectation."""
+        w = self._weights[k][0]
+        p = self.weight_drop
+        if not (self.training and p > 0):
+            return w, None
+        mask = self._buffer(("drop", k), w.w_hh.shape)
+        np.greater_equal(self.rng.random(w.w_hh.shape), p, out=mask, casting="unsafe")
+        mask *= 0.0 if p == 1 else 1.0 / (1.0 - p)
+        return w._replace(w_hh=np.multiply(w.w_hh, mask, out=self._buffer(("dropped_hh", k), mask.shape))), mask
+
+    def _segment_run(self, k, w, x, states0, lengths, reverse, y, t0, t1):
+        """Forward of steps [t0, t1) into the segment buffers of (layer, direction) k
+        (sized for checkpoint_every steps and reused), y into y (its rows [t0, t1)).
+        Returns (histories, saved), views of the buffers."""
+        n, c, B, H, spec = t1 - t0, self.checkpoint_every, x.shape[1], self.hidden_size, self.spec
+        out = ((y,) + tuple(self._buffer(("seg", name, k), (c + 1, B, H))[:n + 1] for name in spec.states)
+               + tuple(self._buffer(("seg", name, k), (c, B, m * H))[:n] for name, m in spec.saved))
+        seg_lengths = None if lengths is None else np.clip(lengths - t0, 0, n)
+        out = self._forward_kernel(x[t0:t1], *states0, w.w_ih, w.w_hh, w.b_ih, w.b_hh, *self._cell_args(w),
+                                   seg_lengths, reverse, out=out)
+        return tuple(out[1:1 + len(spec.states)]), tuple(out[1 + len(spec.states):])
+
+    def _segment_bounds(self, T, reverse):
+        """The checkpointed segments' [t0, t1), in the direction's processing order."""
+        c = self.checkpoint_every
+        bounds = [(t0, min(t0 + c, T)) for t0 in range(0, T, c)]
+        return bounds[::-1] if reverse else bounds
+
     def _direction_forward(self, k, x, states0, lengths, reverse, y_key):
         """Run (layer, direction) k on x, y into the buffer y_key (None: a new array for
         the caller). Returns (y [T,B,H], its final states, what its backward needs)."""
         T, B = x.shape[:2]
         H, spec = self.hidden_size, self.spec
-        w = self._weights[k][0]
+        w, drop = self._run_weights(k)
+        if self.checkpoint_every is not None and T > self.checkpoint_every:
+            return self._checkpointed_forward(k, w, drop, x, states0, lengths, reverse, y_key)
         out = ((self._buffer(y_key, (T, B, H)),) + tuple(self._buffer((name, k), (T + 1, B, H)) for name in spec.states)
                + tuple(self._buffer((name, k), (T, B, n * H)) for name, n in spec.saved))
         out = self._forward_kernel(x, *states0, w.w_ih, w.w_hh, w.b_ih, w.b_hh, *self._cell_args(w), lengths,
                                    reverse, out=out)
         y, histories, saved = out[0], tuple(out[1:1 + len(spec.states)]), tuple(out[1 + len(spec.states):])
-        return y, [_spec.final_state(h, reverse) for h in histories], _Direction(x, histories, saved, reverse)
+        return (y, [_spec.final_state(h, reverse) for h in histories],
+                _Direction(x, histories, saved, reverse, w, drop, None))
+
+    def _checkpointed_forward(self, k, w, drop, x, states0, lengths, reverse, y_key):
+        """Forward in segments of checkpoint_every steps, keeping only the states each
+        segment starts from (Chen et al. 2016): memory O(T/k + k) steps instead of O(T)."""
+        T, B = x.shape[:2]
+        H, spec = self.hidden_size, self.spec
+        y = self._buffer(y_key, (T, B, H)) if y_key is not None else aligned_empty((T, B, H), self.dtype)
+        bounds = self._segment_bounds(T, reverse)
+        keep = is_grad_enabled()
+        # the states each segment starts from (all of them for backward, else the next
+        # one only), copies: the kernels write a segment's states over the previous one's
+        starts = [self._buffer(("start" if keep else "next", name, k), (len(bounds) if keep else 1, B, H))
+                  for name in spec.states]
+        segments, states = [], states0
+        for i, (t0, t1) in enumerate(bounds):
+            slot = i if keep else 0
+            if i > 0 or keep:
+                for a, s in zip(starts, states):
+                    if s is not None:
+                        a[slot] = s
+                states = tuple(None if s is None else a[slot] for a, s in zip(starts, states))
+            segments.append(_Segment(t0, t1, states))
+            histories, saved = self._segment_run(k, w, x, states, lengths, reverse, y[t0:t1], t0, t1)
+            states = tuple(_spec.final_state(h, reverse) for h in histories)
+        finals = list(states)
+        # the last segment's buffers stay as it left them: backward starts there
+        return y, finals, _Direction(x, histories, saved, reverse, w, drop, segments)
 
     def _direction_backward(self, k, dy, dstates_n, saved: _Direction, lengths, dx_key):
         """Backward of (layer, direction) k, dx into the buffer dx_key (None: a new array
         for the caller). Returns (dx, the initial states' gradients)."""
-        w, g = self._weights[k]
-        grads = (g.w_ih, g.w_hh, g.b_ih, g.b_hh) + ((g.extra,) if self.spec.extra else ())
-        dx, *ds0 = self._backward_kernel(dy, *dstates_n, saved.x, *saved.histories, *saved.saved, w.w_ih, w.w_hh,
-                                         *self._cell_args(w), lengths, saved.reverse, *grads,
-                                         out=(self._buffer(dx_key, saved.x.shape),) + (None,) * len(self.spec.states))
+        g = self._weights[k][1]
+        if saved.drop is not None:  # the kernels' gradient is the masked weights'; the chain rule masks it
+            dw_hh = self._buffer(("ddropped_hh", k), g.w_hh.shape)
+            dw_hh.fill(0)
+            g = g._replace(w_hh=dw_hh)
+        if saved.segments is None:
+            dx, ds0 = self._backward_run(g, dy, dstates_n, saved.x, saved.histories, saved.saved, saved.w, lengths,
+                                         saved.reverse, self._buffer(dx_key, saved.x.shape))
+        else:
+            dx, ds0 = self._checkpointed_backward(k, g, dy, dstates_n, saved, lengths, dx_key)
+        if saved.drop is not None:
+            w_grad = self._weights[k][1].w_hh
+            w_grad += g.w_hh * saved.drop
         return dx, ds0
+
+    def _backward_run(self, g, dy, dstates_n, x, histories, saved, w, lengths, reverse, dx_out):
+        grads = (g.w_ih, g.w_hh, g.b_ih, g.b_hh) + ((g.extra,) if self.spec.extra else ())
+        dx, *ds0 = self._backward_kernel(dy, *dstates_n, x, *histories, *saved, w.w_ih, w.w_hh, *self._cell_args(w),
+                                         lengths, reverse, *grads, out=(dx_out,) + (None,) * len(self.spec.states))
+        return dx, ds0
+
+    def _checkpointed_backward(self, k, g, dy, dstates_n, saved: _Direction, lengths, dx_key):
+        """Backward segment by segment, last first: recompute a segment's forward from its
+        starting states, then its backward, which adds that segment's weight gradients
+        before the next (Gruslys et al. 2016). The state gradients carry across."""
+        x, T, B = saved.x, saved.x.shape[0], saved.x.shape[1]
+        dx = self._buffer(dx_key, x.shape) if dx_key is not None else aligned_empty(x.shape, self.dtype)
+        scratch_y = self._buffer(("seg", "y", k), (self.checkpoint_every, B, self.hidden_size))
+        carry = dstates_n
+        for i, seg in enumerate(reversed(saved.segments)):
+            t0, t1 = seg.t0, seg.t1
+            if i == 0:  # the forward's last segment, still in the buffers
+                histories, seg_saved = saved.histories, saved.saved
+            else:
+                histories, seg_saved = self._segment_run(k, saved.w, x, seg.states0, lengths, saved.reverse,
+                                                         scratch_y[:t1 - t0], t0, t1)
+            seg_lengths = None if lengths is None else np.clip(lengths - t0, 0, t1 - t0)
+            _, carry = self._backward_run(g, None if dy is None else dy[t0:t1], carry, x[t0:t1], histories, seg_saved,
+                                          saved.w, seg_lengths, saved.reverse, dx[t0:t1])
+        return dx, carry
 
     # ---- public API ------------------------------------------------------------------
     def __call__(self, x, h0=None, lengths=None):
@@ -195,8 +322,10 @@ class _Recurrent(Module):
         x = self._time_major("x", x, (None, None, self.input_size))
         T, B = x.shape[0], x.shape[1]
         spec = self.spec
-        _checks.fits_in_memory(self.num_layers * self.num_directions * (T + 1) * B * self.hidden_size
-                               * (spec.G + 3) * self.dtype.itemsize, f"{type(self).__name__}.forward's activations")
+        c = self.checkpoint_every
+        steps = T + 1 if c is None or T <= c else c + 1 + -(-T // c)  # the steps whose activations are kept
+        _checks.fits_in_memory(self.num_layers * self.num_directions * (steps * (spec.G + 2) + T) * B
+                               * self.hidden_size * self.dtype.itemsize, f"{type(self).__name__}.forward's activations")
         states0 = self._check_states(h0, B, tuple(f"{s}0" for s in spec.states))
         lengths = _checks.lengths(lengths, T, B)
         self._saved = None  # its buffers are about to be reused
@@ -284,7 +413,7 @@ class _Recurrent(Module):
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
         for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0),
-                              ("bidirectional", False)):
+                              ("bidirectional", False), ("weight_drop", 0.0), ("checkpoint_every", None)):
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)}"
         return s + f", dtype={self.dtype}, backend={self.backend!r}"
@@ -300,11 +429,12 @@ class RNN(_Recurrent):
     spec = _spec.ELMAN
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, *, dtype=np.float32,
-                 backend=None, seed=None):
+                 batch_first=False, dropout=0.0, bidirectional=False, *, weight_drop=0.0,
+                 checkpoint_every=None, dtype=np.float32, backend=None, seed=None):
         self.nonlinearity = _checks.one_of("nonlinearity", nonlinearity, _spec.NONLINEARITIES)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype=dtype, backend=backend, seed=seed)
+                         bidirectional, weight_drop=weight_drop,
+                         checkpoint_every=checkpoint_every, dtype=dtype, backend=backend, seed=seed)
 
     def extra_repr(self):
         s = super().extra_repr()
@@ -320,11 +450,12 @@ class IndRNN(_Recurrent):
     spec = _spec.INDRNN
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="relu", bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, *, dtype=np.float32,
-                 backend=None, seed=None):
+                 batch_first=False, dropout=0.0, bidirectional=False, *, weight_drop=0.0,
+                 checkpoint_every=None, dtype=np.float32, backend=None, seed=None):
         self.nonlinearity = _checks.one_of("nonlinearity", nonlinearity, _spec.NONLINEARITIES)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype=dtype, backend=backend, seed=seed)
+                         bidirectional, weight_drop=weight_drop,
+                         checkpoint_every=checkpoint_every, dtype=dtype, backend=backend, seed=seed)
 
     def extra_repr(self):
         s = super().extra_repr()
@@ -338,11 +469,12 @@ class LSTM(_Recurrent):
     spec = _spec.LSTM
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, *, peephole=False, dtype=np.float32,
-                 backend=None, seed=None):
+                 dropout=0.0, bidirectional=False, *, peephole=False, weight_drop=0.0,
+                 checkpoint_every=None, dtype=np.float32, backend=None, seed=None):
         self.peephole = bool(peephole)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype=dtype, backend=backend, seed=seed)
+                         bidirectional, weight_drop=weight_drop,
+                         checkpoint_every=checkpoint_every, dtype=dtype, backend=backend, seed=seed)
 
     def _has_extra(self):
         return self.peephole
@@ -360,11 +492,12 @@ class GRU(_Recurrent):
     spec = _spec.GRU
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, *, reset_after=True, dtype=np.float32,
-                 backend=None, seed=None):
+                 dropout=0.0, bidirectional=False, *, reset_after=True, weight_drop=0.0,
+                 checkpoint_every=None, dtype=np.float32, backend=None, seed=None):
         self.reset_after = bool(reset_after)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype=dtype, backend=backend, seed=seed)
+                         bidirectional, weight_drop=weight_drop,
+                         checkpoint_every=checkpoint_every, dtype=dtype, backend=backend, seed=seed)
 
     def extra_repr(self):
         s = super().extra_repr()

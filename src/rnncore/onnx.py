@@ -102,7 +102,7 @@ _ELEM_TYPES = {np.dtype(np.float32): 1, np.dtype(np.float64): 11}   # onnx.Tenso
 # not listed here (one a later version adds) is exportable only at its default value;
 # anything else is refused by name.
 _COMMON = ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout", "bidirectional",
-           "dtype", "backend", "seed")
+           "weight_drop", "checkpoint_every", "dtype", "backend", "seed")
 _ALLOWED_OPTIONS = {
     RNN: _COMMON + ("nonlinearity",),
     LSTM: _COMMON + ("peephole",),
@@ -382,7 +382,8 @@ def _build(onnx, modules, container, lengths, initial_state, opset, metadata):
                 x = g.node("Transpose", [x], base=f"{base}_out", perm=[1, 0, 2])
             finals_out += [(name, fin, m) for name, fin in zip(state_names[i][1], finals)]
             entry["options"] = {k: getattr(m, k) for k in ("input_size", "hidden_size", "num_layers", "bias",
-                                                            "batch_first", "dropout", "bidirectional")}
+                                                            "batch_first", "dropout", "bidirectional",
+                                                            "weight_drop", "checkpoint_every")}
             extra = {RNN: "nonlinearity", LSTM: "peephole", GRU: "reset_after"}[type(m)]
             entry["options"][extra] = getattr(m, extra)
             entry["nodes"] = nodes
@@ -494,7 +495,9 @@ def export(model, path, *, lengths=False, initial_state=False, opset=None, metad
     Args:
         model: an ``RNN``, ``LSTM`` or ``GRU`` layer, or a ``Sequential`` of ``Embedding``
             (first), recurrent layers, ``Linear`` and ``heads.Activation``; float32 or
-            float64. Dropout is left out (the graph is the model in inference mode).
+            float64. Dropout and weight drop are left out (the graph is the model in
+            inference mode); they and ``checkpoint_every`` are kept in the metadata, so
+            ``load`` restores them.
         path: the file to write (str or os.PathLike). It is written to a temporary file
             in the same directory and renamed, so a failed export leaves an existing
             file as it was; an existing file is replaced.
@@ -667,6 +670,8 @@ def _recurrent_from_nodes(onnx, nodes, tensors, options, dropout, dtype, backend
                 raise ValueError(f"path: the graph's {op} has {key}={kwargs[key]!r} but its rnncore metadata "
                                  f"says {value!r}")
         kwargs["input_size"] = options.get("input_size", kwargs["input_size"])
+    # options of training only, which the graph does not show: from the metadata
+    kwargs.update({k: options[k] for k in ("weight_drop", "checkpoint_every") if k in options})
     layer = cls(num_layers=len(nodes), dropout=dropout, dtype=dtype, backend=backend, **kwargs)
     layer.load_state_dict(state)
     return layer

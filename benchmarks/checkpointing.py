@@ -1,0 +1,100 @@
+"""Memory-efficient BPTT (``checkpoint_every=k``) against the full path: the memory one
+LSTM training step adds and its time.
+
+    python benchmarks/checkpointing.py [--shape B I H] [--T 2000 20000] [--every 45 141]
+                                       [--pairs 3] [--threads 2]
+
+Memory: each measurement in a fresh process (as benchmarks/memory.py): the peak resident
+size over one forward + backward of a fresh float32 layer, less the resident size before
+it and less the step's output y and input gradient dx (which the caller keeps); the
+input and dy exist and the libraries are warmed up on a tiny problem first.
+Time: one process per T running full and checkpointed training steps alternately (full,
+checkpointed, full, ... for --pairs pairs, after one warm-up step each); the ratio of
+each pair, median and range. Run on a quiet machine, with
+``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE``.
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+
+MEMORY = r"""
+import sys
+import numpy as np
+import rnncore
+T, B, I, H, every = map(int, sys.argv[1:6])
+x = np.random.default_rng(0).standard_normal((T, B, I)).astype(np.float32)
+dy = np.ones((T, B, H), np.float32)
+def status_mib(field):
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith(field + ":")) / 1024
+tiny = rnncore.LSTM(4, 4, seed=0, checkpoint_every=2)
+tiny.backward(tiny.forward(np.ones((5, 2, 4), np.float32))[0])
+layer = rnncore.LSTM(I, H, seed=0, checkpoint_every=every or None)
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+before = status_mib("VmRSS")
+y, _ = layer.forward(x)
+dx, _ = layer.backward(dy)
+print(status_mib("VmHWM") - before - (y.nbytes + dx.nbytes) / 2**20)
+"""
+
+TIME = r"""
+import json, sys, time
+import numpy as np
+import rnncore
+T, B, I, H, every, pairs, threads = map(int, sys.argv[1:8])
+rnncore.set_num_threads(threads)
+rng = np.random.default_rng(0)
+x = rng.standard_normal((T, B, I)).astype(np.float32)
+dy = rng.standard_normal((T, B, H)).astype(np.float32)
+layers = {"full": rnncore.LSTM(I, H, seed=0), "ckpt": rnncore.LSTM(I, H, seed=0, checkpoint_every=every)}
+def step(layer):
+    t = time.perf_counter()
+    layer.forward(x)
+    layer.backward(dy)
+    return time.perf_counter() - t
+for layer in layers.values():
+    step(layer)
+out = {"full": [], "ckpt": []}
+for _ in range(pairs):
+    for name, layer in layers.items():
+        out[name].append(step(layer))
+print(json.dumps(out))
+"""
+
+
+def child(code, *args):
+    out = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--shape", type=int, nargs=3, default=[32, 16, 256], metavar=("B", "I", "H"))
+    ap.add_argument("--T", type=int, nargs="+", default=[2000, 20000])
+    ap.add_argument("--every", type=int, nargs="+", default=[45, 141], help="k for each T")
+    ap.add_argument("--pairs", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    if len(args.every) != len(args.T):
+        ap.error("--every takes one k per --T")
+    B, I, H = args.shape
+    print(f"LSTM training step, float32, B={B} I={I} H={H}, {args.threads} threads; memory the step adds "
+          f"beyond y and dx (MiB), time (s), {args.pairs} pairs")
+    print(f"{'T':>6} {'k':>4} {'full MiB':>9} {'ckpt MiB':>9} {'ratio':>6} {'full s':>7} {'ckpt s':>7} "
+          f"{'time ratio (range)':>20}")
+    for T, k in zip(args.T, args.every):
+        full_mib = float(child(MEMORY, T, B, I, H, 0))
+        ckpt_mib = float(child(MEMORY, T, B, I, H, k))
+        times = json.loads(child(TIME, T, B, I, H, k, args.pairs, args.threads))
+        ratios = [c / f for f, c in zip(times["full"], times["ckpt"])]
+        print(f"{T:>6} {k:>4} {full_mib:9.1f} {ckpt_mib:9.1f} {ckpt_mib / full_mib:6.3f} "
+              f"{statistics.median(times['full']):7.3f} {statistics.median(times['ckpt']):7.3f} "
+              f"{statistics.median(ratios):8.3f} ({min(ratios):.3f}-{max(ratios):.3f})", flush=True)
+
+
+if __name__ == "__main__":
+    main()
