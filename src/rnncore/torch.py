@@ -9,7 +9,10 @@ between them. Forward and backward run rnncore's kernels through
 ``torch.from_numpy``), weight gradients come back through autograd and accumulate in
 ``.grad`` like any parameter's. What rnncore adds is keyword-only: ``peephole=True``
 (LSTM), ``reset_after=False`` (GRU), ``nonlinearity="sigmoid"`` (RNN), ``lengths=``
-(variable lengths without packing), ``backend="reference"``.
+(variable lengths without packing), ``weight_drop=p`` (DropConnect on ``weight_hh``, one
+mask per forward pass in training, drawn from torch's generator: ``torch.manual_seed``
+reproduces it), ``checkpoint_every=k`` (memory-efficient BPTT, as ``rnncore.LSTM``'s),
+``backend="reference"``.
 
 CPU tensors of float32 or float64 only: a CUDA tensor, another dtype, a sparse tensor
 or a forward-mode (dual) tensor raises ``TypeError``/``ValueError`` naming the argument.
@@ -163,6 +166,64 @@ class _Sequence(torch.autograd.Function):
                 *(gi if need[6 + i] else None for i, gi in enumerate(g)))
 
 
+class _CheckpointedSequence(torch.autograd.Function):
+    """``_Sequence`` with ``checkpoint_every=k`` (memory-efficient BPTT, as the NumPy
+    layers' option): forward runs segments of k steps and keeps only the states each
+    starts from; backward recomputes one segment's forward at a time, last first, and
+    runs its backward, which adds that segment's weight gradients.
+
+    Inputs: kernels, lengths, reverse, k, then those of ``_Sequence``."""
+
+    @staticmethod
+    def forward(ctx, kernels, lengths, reverse, every, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_ch):
+        w = (w_ih, w_hh, b_ih, b_hh, w_ch)
+        xn, wn, T = _np(x), tuple(map(_np, w)), x.shape[0]
+        bounds = [(t0, min(t0 + every, T)) for t0 in range(0, T, every)]
+        if reverse:
+            bounds.reverse()
+        # the initial states copied: the caller may change h0 before backward
+        starts, states, y = [], tuple(None if t is None else _np(t).copy() for t in (h0, c0)), None
+        for t0, t1 in bounds:
+            starts.append(states)
+            seg, fin, _ = kernels.forward(xn[t0:t1], states, wn, _segment_lengths(lengths, t0, t1), reverse)
+            if y is None:
+                y = np.empty((T,) + seg.shape[1:], seg.dtype)
+            y[t0:t1] = seg
+            # copies: a view would keep the segment's whole history alive
+            states = tuple(f.copy() for f in fin) + (None,) * (2 - len(fin))
+        ctx.kernels, ctx.lengths, ctx.reverse = kernels, lengths, reverse
+        ctx.bounds, ctx.starts = bounds, starts
+        ctx.has_state = (h0 is not None, c0 is not None)
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(x, *w)
+        return (torch.from_numpy(y),) + tuple(torch.from_numpy(f) for f in states[:kernels.n_states])
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dy, *dfin):
+        x, *w = ctx.saved_tensors
+        g = _grad_buffers(w)
+        k, xn, wn, gn = ctx.kernels, _np(x), tuple(map(_np, w)), tuple(map(_np, g))
+        dyn = _np_contiguous(dy)
+        dx = np.empty_like(xn)
+        carry = tuple(map(_np_contiguous, dfin))
+        for (t0, t1), states in zip(reversed(ctx.bounds), reversed(ctx.starts)):
+            lengths = _segment_lengths(ctx.lengths, t0, t1)
+            _, _, saved = k.forward(xn[t0:t1], states, wn, lengths, ctx.reverse)
+            dx[t0:t1], carry = k.backward(None if dyn is None else dyn[t0:t1], carry, xn[t0:t1], saved, wn, lengths,
+                                          ctx.reverse, gn)
+        need = ctx.needs_input_grad
+        dstates = [torch.from_numpy(carry[i]) if i < k.n_states and ctx.has_state[i] and need[5 + i] else None
+                   for i in range(2)]
+        return (None, None, None, None, torch.from_numpy(dx) if need[4] else None, *dstates,
+                *(gi if need[7 + i] else None for i, gi in enumerate(g)))
+
+
+def _segment_lengths(lengths, t0, t1):
+    """The lengths of a segment [t0, t1) of sequences of the given lengths."""
+    return None if lengths is None else np.clip(lengths - t0, 0, t1 - t0)
+
+
 class _Step(torch.autograd.Function):
     """One step of a cell. Inputs: kernels, x [B,I], h [B,H], c [B,H] or None, weights.
     Outputs: the new states (one or two)."""
@@ -308,7 +369,7 @@ class _RNNBase(nn.Module):
     _G = 1
 
     def __init__(self, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                 device, dtype, backend, option, peephole=False):
+                 device, dtype, backend, option, peephole=False, weight_drop=0.0, checkpoint_every=None):
         super().__init__()
         dtype = _factory(device, dtype)
         self.input_size = _positive_int("input_size", input_size)
@@ -321,6 +382,11 @@ class _RNNBase(nn.Module):
         self.dropout = float(dropout)
         self.bidirectional = _flag("bidirectional", bidirectional)
         self.peephole = _flag("peephole", peephole)
+        if isinstance(weight_drop, bool) or not isinstance(weight_drop, numbers.Real) or not 0 <= weight_drop <= 1:
+            raise ValueError(f"weight_drop: expected a probability in [0, 1], got {weight_drop!r}")
+        self.weight_drop = float(weight_drop)
+        self.checkpoint_every = None if checkpoint_every is None else _positive_int("checkpoint_every",
+                                                                                    checkpoint_every)
         self._kernels = _Kernels(self._kind, backend, option)
         self.backend = self._kernels.backend
         D, H, G = self.num_directions, self.hidden_size, self._G
@@ -445,7 +511,14 @@ class _RNNBase(nn.Module):
                 k = layer * D + d
                 s0 = [None if s is None else s[k] for s in states0] + [None] * (2 - k_states)
                 w = [None if n is None else getattr(self, n) for n in self._names[k]]
-                y, *fin = _Sequence.apply(self._kernels, lengths, bool(d), inp, *s0, *w)
+                if self.weight_drop > 0 and self.training:  # one mask per forward pass; autograd masks the gradient
+                    p = self.weight_drop
+                    w[1] = w[1] * torch.empty_like(w[1]).bernoulli_(1 - p).mul_(0.0 if p == 1 else 1 / (1 - p))
+                every = self.checkpoint_every
+                if every is not None and x.shape[0] > every:
+                    y, *fin = _CheckpointedSequence.apply(self._kernels, lengths, bool(d), every, inp, *s0, *w)
+                else:
+                    y, *fin = _Sequence.apply(self._kernels, lengths, bool(d), inp, *s0, *w)
                 outs.append(y)
                 for i, f in enumerate(fin):
                     finals[i].append(f)
@@ -460,7 +533,7 @@ class _RNNBase(nn.Module):
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
         for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0), ("bidirectional", False),
-                              ("peephole", False)):
+                              ("peephole", False), ("weight_drop", 0.0), ("checkpoint_every", None)):
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)}"
         return s + ("" if self.backend == "native" else f", backend={self.backend!r}")
@@ -473,13 +546,15 @@ class RNN(_RNNBase):
     _kind, _G = "rnn", 1
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, device=None, dtype=None, *, backend=None):
+                 dropout=0.0, bidirectional=False, device=None, dtype=None, *, weight_drop=0.0, checkpoint_every=None,
+                 backend=None):
         if not isinstance(nonlinearity, str) or nonlinearity not in NONLINEARITIES:
             raise ValueError(f"nonlinearity: expected one of {', '.join(map(repr, NONLINEARITIES))}, "
                              f"got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         device, dtype, backend, nonlinearity)
+                         device, dtype, backend, nonlinearity, weight_drop=weight_drop,
+                         checkpoint_every=checkpoint_every)
 
     def extra_repr(self):
         s = super().extra_repr()
@@ -493,12 +568,14 @@ class LSTM(_RNNBase):
     _kind, _G = "lstm", 4
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, proj_size=0, device=None, dtype=None, *, peephole=False, backend=None):
+                 bidirectional=False, proj_size=0, device=None, dtype=None, *, peephole=False, weight_drop=0.0,
+                 checkpoint_every=None, backend=None):
         if proj_size != 0:
             raise ValueError(f"proj_size: projections are not available in rnncore, got {proj_size!r}")
         self.proj_size = 0
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         device, dtype, backend, None, peephole=peephole)
+                         device, dtype, backend, None, peephole=peephole, weight_drop=weight_drop,
+                         checkpoint_every=checkpoint_every)
 
 
 class GRU(_RNNBase):
@@ -509,10 +586,12 @@ class GRU(_RNNBase):
     _kind, _G = "gru", 3
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, device=None, dtype=None, *, reset_after=True, backend=None):
+                 bidirectional=False, device=None, dtype=None, *, reset_after=True, weight_drop=0.0,
+                 checkpoint_every=None, backend=None):
         self.reset_after = _flag("reset_after", reset_after)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         device, dtype, backend, self.reset_after)
+                         device, dtype, backend, self.reset_after, weight_drop=weight_drop,
+                         checkpoint_every=checkpoint_every)
 
     def extra_repr(self):
         s = super().extra_repr()
