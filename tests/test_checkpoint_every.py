@@ -9,8 +9,8 @@ import rnncore
 from rnn_testing import FD_TOL, analytic, assert_close, make_layer, numeric, pack, random_problem, unpack
 
 KINDS = [("rnn", {}), ("rnn", {"nonlinearity": "relu"}), ("lstm", {}), ("lstm", {"peephole": True}),
-         ("gru", {}), ("gru", {"reset_after": False}), ("indrnn", {})]
-KIND_IDS = ["rnn", "rnn-relu", "lstm", "lstm-peephole", "gru", "gru-cho", "indrnn"]
+         ("lstm", {"proj_size": 2}), ("gru", {}), ("gru", {"reset_after": False}), ("indrnn", {})]
+KIND_IDS = ["rnn", "rnn-relu", "lstm", "lstm-peephole", "lstm-proj", "gru", "gru-cho", "indrnn"]
 
 STRUCTURES = {
     # name: (layer options, lengths of B=4 sequences of T=13 steps, initial state, dy)

@@ -25,8 +25,8 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
-def _states(kind, LD, B, H, gen):
-    h = torch.randn(LD, B, H, dtype=torch.float64, generator=gen, requires_grad=True)
+def _states(kind, LD, B, H, gen, P=None):
+    h = torch.randn(LD, B, P or H, dtype=torch.float64, generator=gen, requires_grad=True)
     if kind != "lstm":
         return h, [h]
     c = torch.randn(LD, B, H, dtype=torch.float64, generator=gen, requires_grad=True)
@@ -44,9 +44,13 @@ def _grads(module, inputs, out, weights):
     return [t.grad.clone() for t in inputs] + [p.grad.clone() for p in module.parameters()]
 
 
-@pytest.mark.parametrize("kind", list(OURS))
-@pytest.mark.parametrize("opts,lengths", [({}, None), ({"bidirectional": True, "num_layers": 2}, [9, 4, 0]),
-                                          ({"batch_first": True}, [2, 9, 9])])
+CHECKPOINT_CASES = [(kind, opts, lengths) for kind in OURS
+                    for opts, lengths in [({}, None), ({"bidirectional": True, "num_layers": 2}, [9, 4, 0]),
+                                          ({"batch_first": True}, [2, 9, 9])]]
+CHECKPOINT_CASES.append(("lstm", {"proj_size": 2, "bidirectional": True, "num_layers": 2}, [9, 4, 0]))
+
+
+@pytest.mark.parametrize("kind,opts,lengths", CHECKPOINT_CASES)
 def test_checkpointed_module_matches_full_path(kind, opts, lengths):
     torch.manual_seed(0)
     full = OURS[kind](3, 4, dtype=torch.float64, **opts)
@@ -56,7 +60,7 @@ def test_checkpointed_module_matches_full_path(kind, opts, lengths):
     T, B = 9, 3
     shape = (B, T, 3) if opts.get("batch_first") else (T, B, 3)
     x = torch.randn(*shape, dtype=torch.float64, generator=gen, requires_grad=True)
-    hx, leaves = _states(kind, full.num_layers * full.num_directions, B, 4, gen)
+    hx, leaves = _states(kind, full.num_layers * full.num_directions, B, 4, gen, opts.get("proj_size"))
     lens = None if lengths is None else torch.tensor(lengths)
     outs = [m(x, hx, lengths=lens) for m in (full, ckpt)]
     weights = [torch.randn_like(outs[0][0])] + [torch.randn_like(s) for s in leaves]
@@ -88,12 +92,12 @@ def test_checkpointed_packed_sequence_and_gradcheck():
     assert torch.autograd.gradcheck(f, (x, h0, c0, *lstm.parameters()))
 
 
-@pytest.mark.parametrize("kind", list(OURS))
-def test_weight_drop_is_torch_nn_with_masked_recurrent_weights(kind):
+@pytest.mark.parametrize("kind,opts", [(kind, {}) for kind in OURS] + [("lstm", {"proj_size": 2})])
+def test_weight_drop_is_torch_nn_with_masked_recurrent_weights(kind, opts):
     p = 0.3
     torch.manual_seed(0)
-    ours = OURS[kind](3, 4, num_layers=2, bidirectional=True, dtype=torch.float64, weight_drop=p)
-    theirs = THEIRS[kind](3, 4, num_layers=2, bidirectional=True, dtype=torch.float64)
+    ours = OURS[kind](3, 4, num_layers=2, bidirectional=True, dtype=torch.float64, weight_drop=p, **opts)
+    theirs = THEIRS[kind](3, 4, num_layers=2, bidirectional=True, dtype=torch.float64, **opts)
     theirs.load_state_dict(ours.state_dict())
     x = torch.randn(5, 2, 3, dtype=torch.float64)
     torch.manual_seed(7)

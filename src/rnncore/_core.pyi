@@ -55,6 +55,24 @@ def lstm_step_backward(dh: _Floats, dc: Optional[_Floats], x: _Floats, h_prev: _
                        dw_hh: _Floats, db_ih: Optional[_Floats], db_hh: Optional[_Floats],
                        dw_ch: Optional[_Floats]) -> tuple[_Floats, _Floats, _Floats]: ...
 
+def lstmp_forward(x: _Floats, h0: Optional[_Floats], c0: Optional[_Floats], w_ih: _Floats, w_hh: _Floats,
+                  w_hr: _Floats, b_ih: Optional[_Floats], b_hh: Optional[_Floats], w_ch: Optional[_Floats] = None,
+                  lengths: Optional[_Lengths] = None, reverse: bool = False, *,
+                  out: _Out = None) -> tuple[_Floats, _Floats, _Floats, _Floats, _Floats]: ...
+def lstmp_backward(dy: Optional[_Floats], dh_n: Optional[_Floats], dc_n: Optional[_Floats], x: _Floats, h: _Floats,
+                   c: _Floats, gates: _Floats, m: _Floats, w_ih: _Floats, w_hh: _Floats, w_hr: _Floats,
+                   w_ch: Optional[_Floats], lengths: Optional[_Lengths], reverse: bool, dw_ih: _Floats,
+                   dw_hh: _Floats, dw_hr: _Floats, db_ih: Optional[_Floats], db_hh: Optional[_Floats],
+                   dw_ch: Optional[_Floats], *, out: _Out = None) -> tuple[_Floats, _Floats, _Floats]: ...
+def lstmp_step_forward(x: _Floats, h_prev: _Floats, c_prev: _Floats, w_ih: _Floats, w_hh: _Floats, w_hr: _Floats,
+                       b_ih: Optional[_Floats], b_hh: Optional[_Floats],
+                       w_ch: Optional[_Floats] = None) -> tuple[_Floats, _Floats, _Floats, _Floats]: ...
+def lstmp_step_backward(dh: _Floats, dc: Optional[_Floats], x: _Floats, h_prev: _Floats, c_prev: _Floats, c: _Floats,
+                        gates: _Floats, m: _Floats, w_ih: _Floats, w_hh: _Floats, w_hr: _Floats,
+                        w_ch: Optional[_Floats], dw_ih: _Floats, dw_hh: _Floats, dw_hr: _Floats,
+                        db_ih: Optional[_Floats], db_hh: Optional[_Floats],
+                        dw_ch: Optional[_Floats]) -> tuple[_Floats, _Floats, _Floats]: ...
+
 def gru_forward(x: _Floats, h0: Optional[_Floats], w_ih: _Floats, w_hh: _Floats, b_ih: Optional[_Floats],
                 b_hh: Optional[_Floats], reset_after: bool = True, lengths: Optional[_Lengths] = None,
                 reverse: bool = False, *, out: _Out = None) -> tuple[_Floats, _Floats, _Floats, _Floats]: ...

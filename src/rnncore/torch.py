@@ -7,11 +7,12 @@ that swaps its import trains the same model, and ``state_dict()`` loads both way
 between them. Forward and backward run rnncore's kernels through
 ``torch.autograd.Function``: tensors and NumPy arrays share memory (``Tensor.numpy()``,
 ``torch.from_numpy``), weight gradients come back through autograd and accumulate in
-``.grad`` like any parameter's. What rnncore adds is keyword-only: ``peephole=True``
-(LSTM), ``reset_after=False`` (GRU), ``nonlinearity="sigmoid"`` (RNN), ``lengths=``
-(variable lengths without packing), ``weight_drop=p`` (DropConnect on ``weight_hh``, one
-mask per forward pass in training, drawn from torch's generator: ``torch.manual_seed``
-reproduces it), ``checkpoint_every=k`` (memory-efficient BPTT, as ``rnncore.LSTM``'s),
+``.grad`` like any parameter's (LSTM's ``proj_size`` included). What rnncore adds is
+keyword-only: ``peephole=True`` (LSTM), ``reset_after=False`` (GRU),
+``nonlinearity="sigmoid"`` (RNN), ``lengths=`` (variable lengths without packing),
+``weight_drop=p`` (DropConnect on ``weight_hh``, one mask per forward pass in training,
+drawn from torch's generator: ``torch.manual_seed`` reproduces it), ``checkpoint_every=k``
+(memory-efficient BPTT, as ``rnncore.LSTM``'s),
 ``backend="reference"``.
 
 CPU tensors of float32 or float64 only: a CUDA tensor, another dtype, a sparse tensor
@@ -47,16 +48,17 @@ class _Kernels:
 
     ``forward`` returns (y, final states, saved arrays), ``backward`` adds into the
     weight-gradient arrays and returns (dx, initial-state gradients); the step
-    functions likewise for one step. Weights are (w_ih, w_hh, b_ih, b_hh, w_ch), None
-    where absent."""
+    functions likewise for one step. Weights are (w_ih, w_hh, b_ih, b_hh, w_ch, w_hr), None
+    where absent; with proj (LSTM's proj_size) the LSTM runs the lstmp kernels, which take
+    w_hr and save m as well."""
 
-    def __init__(self, kind, backend, option):
-        self.kind, self.option = kind, option
+    def __init__(self, kind, backend, option, proj=False):
+        self.kind, self.option, self.proj = kind, option, proj
         self.backend, self.ops = backends.resolve(backend)
         self.n_states = 2 if kind == "lstm" else 1
 
     def __getstate__(self):  # pickling a module (torch.save, copy.deepcopy): the backend by name
-        return self.kind, self.backend, self.option
+        return self.kind, self.backend, self.option, self.proj
 
     def __setstate__(self, state):
         self.__init__(*state)
@@ -68,8 +70,12 @@ class _Kernels:
         if self.kind == "rnn":
             y, h = ops.elman_forward(x, s0[0], *w[:4], o, lengths, reverse)
             return y, (h[0] if reverse else h[-1],), (h,)
+        if self.kind == "lstm" and self.proj:
+            y, h, c, *saved = ops.lstmp_forward(x, s0[0], s0[1], w[0], w[1], w[5], *w[2:5], lengths, reverse)
+            fin = (h[0], c[0]) if reverse else (h[-1], c[-1])
+            return y, fin, (h, c, *saved)
         if self.kind == "lstm":
-            y, h, c, gates = ops.lstm_forward(x, s0[0], s0[1], *w, lengths, reverse)
+            y, h, c, gates = ops.lstm_forward(x, s0[0], s0[1], *w[:5], lengths, reverse)
             fin = (h[0], c[0]) if reverse else (h[-1], c[-1])
             return y, fin, (h, c, gates)
         y, h, gates, hn = ops.gru_forward(x, s0[0], *w[:4], o, lengths, reverse)
@@ -82,9 +88,13 @@ class _Kernels:
         if self.kind == "rnn":
             dx, dh0 = ops.elman_backward(dy, ds_n[0], x, *saved, w[0], w[1], o, lengths, reverse, *g[:4])
             return dx, (dh0,)
+        if self.kind == "lstm" and self.proj:
+            dx, dh0, dc0 = ops.lstmp_backward(dy, ds_n[0], ds_n[1], x, *saved, w[0], w[1], w[5], w[4], lengths,
+                                              reverse, g[0], g[1], g[5], *g[2:5])
+            return dx, (dh0, dc0)
         if self.kind == "lstm":
             dx, dh0, dc0 = ops.lstm_backward(dy, ds_n[0], ds_n[1], x, *saved, w[0], w[1], w[4], lengths, reverse,
-                                             *g)
+                                             *g[:5])
             return dx, (dh0, dc0)
         dx, dh0 = ops.gru_backward(dy, ds_n[0], x, *saved, w[0], w[1], o, lengths, reverse, *g[:4])
         return dx, (dh0,)
@@ -95,7 +105,7 @@ class _Kernels:
         if self.kind == "rnn":
             return (ops.elman_step_forward(x, s[0], *w[:4], o),), ()
         if self.kind == "lstm":
-            h, c, gates = ops.lstm_step_forward(x, s[0], s[1], *w)
+            h, c, gates = ops.lstm_step_forward(x, s[0], s[1], *w[:5])
             return (h, c), (gates,)
         h, gates, hn = ops.gru_step_forward(x, s[0], *w[:4], o)
         return (h,), (gates, hn)
@@ -107,7 +117,8 @@ class _Kernels:
             dx, dh = ops.elman_step_backward(ds[0], x, s[0], new[0], w[0], w[1], o, *g[:4])
             return dx, (dh,)
         if self.kind == "lstm":
-            dx, dh, dc = ops.lstm_step_backward(ds[0], ds[1], x, s[0], s[1], new[1], saved[0], w[0], w[1], w[4], *g)
+            dx, dh, dc = ops.lstm_step_backward(ds[0], ds[1], x, s[0], s[1], new[1], saved[0], w[0], w[1], w[4],
+                                                *g[:5])
             return dx, (dh, dc)
         dx, dh = ops.gru_step_backward(ds[0], x, s[0], *saved, w[0], w[1], o, *g[:4])
         return dx, (dh,)
@@ -133,12 +144,12 @@ class _Sequence(torch.autograd.Function):
     """One (layer, direction) over a whole sequence.
 
     Inputs: kernels, lengths (int64 array or None), reverse, x [T,B,I] (contiguous),
-    h0, c0 [B,H] or None, w_ih, w_hh, b_ih, b_hh, w_ch (None where absent).
-    Outputs: y [T,B,H] and the final states [B,H] (one or two)."""
+    h0 [B,P], c0 [B,H] or None, w_ih, w_hh, b_ih, b_hh, w_ch, w_hr (None where absent).
+    Outputs: y [T,B,P] and the final states (one or two); P is H without a projection."""
 
     @staticmethod
-    def forward(ctx, kernels, lengths, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_ch):
-        w = (w_ih, w_hh, b_ih, b_hh, w_ch)
+    def forward(ctx, kernels, lengths, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_ch, w_hr):
+        w = (w_ih, w_hh, b_ih, b_hh, w_ch, w_hr)
         y, fin, saved = kernels.forward(_np(x), (_np(h0), _np(c0)), tuple(map(_np, w)), lengths, reverse)
         ctx.kernels, ctx.lengths, ctx.reverse = kernels, lengths, reverse
         ctx.has_state = (h0 is not None, c0 is not None)
@@ -153,7 +164,7 @@ class _Sequence(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, dy, *dfin):
         x, *rest = ctx.saved_tensors
-        w, saved = rest[:5], [_np(t) for t in rest[5:]]
+        w, saved = rest[:6], [_np(t) for t in rest[6:]]
         g = _grad_buffers(w)
         k = ctx.kernels
         dx, ds0 = k.backward(_np_contiguous(dy), tuple(map(_np_contiguous, dfin)), _np(x), saved,
@@ -175,8 +186,8 @@ class _CheckpointedSequence(torch.autograd.Function):
     Inputs: kernels, lengths, reverse, k, then those of ``_Sequence``."""
 
     @staticmethod
-    def forward(ctx, kernels, lengths, reverse, every, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_ch):
-        w = (w_ih, w_hh, b_ih, b_hh, w_ch)
+    def forward(ctx, kernels, lengths, reverse, every, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_ch, w_hr):
+        w = (w_ih, w_hh, b_ih, b_hh, w_ch, w_hr)
         xn, wn, T = _np(x), tuple(map(_np, w)), x.shape[0]
         bounds = [(t0, min(t0 + every, T)) for t0 in range(0, T, every)]
         if reverse:
@@ -229,8 +240,8 @@ class _Step(torch.autograd.Function):
     Outputs: the new states (one or two)."""
 
     @staticmethod
-    def forward(ctx, kernels, x, h, c, w_ih, w_hh, b_ih, b_hh, w_ch):
-        w = (w_ih, w_hh, b_ih, b_hh, w_ch)
+    def forward(ctx, kernels, x, h, c, w_ih, w_hh, b_ih, b_hh, w_ch, w_hr):
+        w = (w_ih, w_hh, b_ih, b_hh, w_ch, w_hr)
         s = (_np(h),) if c is None else (_np(h), _np(c))
         new, saved = kernels.step_forward(_np(x), s, tuple(map(_np, w)))
         outs = tuple(torch.from_numpy(a) for a in new)
@@ -246,10 +257,10 @@ class _Step(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, *dnew):
         x, h, c, *rest = ctx.saved_tensors
-        w, new, saved = rest[:5], rest[5:5 + ctx.n_out], rest[5 + ctx.n_out:]
+        w, new, saved = rest[:6], rest[6:6 + ctx.n_out], rest[6 + ctx.n_out:]
         k = ctx.kernels
         if all(d is None for d in dnew):
-            return (None,) * 9
+            return (None,) * 10
         ds = [_np_contiguous(d) for d in dnew]
         if ds[0] is None:  # the kernels take dh as an array; dc may be None
             ds[0] = np.zeros(tuple(new[0].shape), _np(new[0]).dtype)
@@ -270,6 +281,17 @@ def _positive_int(name, value):
         raise TypeError(f"{name}: expected a positive int, got {type(value).__name__} {value!r}")
     if value <= 0:
         raise ValueError(f"{name}: expected a positive int, got {value}")
+    return int(value)
+
+
+def _proj_size(value, hidden_size):
+    """0 (no projection) or an int in [1, hidden_size), as torch.nn.LSTM's proj_size."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"proj_size: expected an int (0 for no projection), got {type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(f"proj_size: expected 0 (no projection) or a positive int, got {value}")
+    if value >= hidden_size:
+        raise ValueError(f"proj_size: must be smaller than hidden_size ({hidden_size}), got {value}")
     return int(value)
 
 
@@ -369,7 +391,8 @@ class _RNNBase(nn.Module):
     _G = 1
 
     def __init__(self, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                 device, dtype, backend, option, peephole=False, weight_drop=0.0, checkpoint_every=None):
+                 device, dtype, backend, option, peephole=False, proj_size=0, weight_drop=0.0,
+                 checkpoint_every=None):
         super().__init__()
         dtype = _factory(device, dtype)
         self.input_size = _positive_int("input_size", input_size)
@@ -387,17 +410,20 @@ class _RNNBase(nn.Module):
         self.weight_drop = float(weight_drop)
         self.checkpoint_every = None if checkpoint_every is None else _positive_int("checkpoint_every",
                                                                                     checkpoint_every)
-        self._kernels = _Kernels(self._kind, backend, option)
+        self.proj_size = _proj_size(proj_size, self.hidden_size)
+        self._kernels = _Kernels(self._kind, backend, option, self.proj_size > 0)
         self.backend = self._kernels.backend
         D, H, G = self.num_directions, self.hidden_size, self._G
-        self._names = []  # per (layer, direction): the five weight names, None where absent
+        P = self.proj_size or H
+        self._names = []  # per (layer, direction): the six weight names, None where absent
         for layer in range(self.num_layers):
-            layer_in = self.input_size if layer == 0 else H * D
+            layer_in = self.input_size if layer == 0 else P * D
             for d in range(D):
                 sfx = f"_l{layer}" + ("_reverse" if d else "")
-                shapes = {"weight_ih": (G * H, layer_in), "weight_hh": (G * H, H),
+                shapes = {"weight_ih": (G * H, layer_in), "weight_hh": (G * H, P),
                           "bias_ih": (G * H,) if self.bias else None, "bias_hh": (G * H,) if self.bias else None,
-                          "weight_ch": (3 * H,) if self.peephole else None}
+                          "weight_ch": (3 * H,) if self.peephole else None,
+                          "weight_hr": (P, H) if self.proj_size else None}
                 names = []
                 for base, shape in shapes.items():
                     if shape is None:
@@ -441,10 +467,11 @@ class _RNNBase(nn.Module):
             states = tuple(hx)
         else:
             states = (hx,)
-        LD, H = self.num_layers * self.num_directions, self.hidden_size
-        shape = (LD, B, H) if batched else (LD, H)
+        LD = self.num_layers * self.num_directions
         out = []
-        for n, s in zip(names, states):
+        for k, (n, s) in enumerate(zip(names, states)):
+            H = (self.proj_size or self.hidden_size) if k == 0 else self.hidden_size  # h is P wide
+            shape = (LD, B, H) if batched else (LD, H)
             _check_tensor(n, s, dtype)
             if tuple(s.shape) != shape:
                 raise ValueError(f"{n}: expected shape {shape}, got {tuple(s.shape)}")
@@ -533,7 +560,7 @@ class _RNNBase(nn.Module):
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
         for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0), ("bidirectional", False),
-                              ("peephole", False), ("weight_drop", 0.0), ("checkpoint_every", None)):
+                              ("proj_size", 0), ("peephole", False), ("weight_drop", 0.0), ("checkpoint_every", None)):
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)}"
         return s + ("" if self.backend == "native" else f", backend={self.backend!r}")
@@ -562,20 +589,20 @@ class RNN(_RNNBase):
 
 
 class LSTM(_RNNBase):
-    """LSTM as torch.nn.LSTM (gates i, f, g, o), on rnncore's kernels. ``peephole=True``
-    adds Gers et al.'s diagonal peepholes ``weight_ch_l{k}`` [3H] (i, f, o)."""
+    """LSTM as torch.nn.LSTM (gates i, f, g, o), on rnncore's kernels. ``proj_size=P``
+    (0 < P < hidden_size) projects h as torch does: h_t = W_hr (o_t * tanh(c_t)) with
+    ``weight_hr_l{k}`` [P,H], h0/h_n (L*D,B,P), output D*P features. ``peephole=True``
+    adds Gers et al.'s diagonal peepholes ``weight_ch_l{k}`` [3H] (i, f, o), which read c
+    and combine with a projection."""
 
     _kind, _G = "lstm", 4
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
                  bidirectional=False, proj_size=0, device=None, dtype=None, *, peephole=False, weight_drop=0.0,
                  checkpoint_every=None, backend=None):
-        if proj_size != 0:
-            raise ValueError(f"proj_size: projections are not available in rnncore, got {proj_size!r}")
-        self.proj_size = 0
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         device, dtype, backend, None, peephole=peephole, weight_drop=weight_drop,
-                         checkpoint_every=checkpoint_every)
+                         device, dtype, backend, None, peephole=peephole, proj_size=proj_size,
+                         weight_drop=weight_drop, checkpoint_every=checkpoint_every)
 
 
 class GRU(_RNNBase):
@@ -615,7 +642,7 @@ class _CellBase(nn.Module):
         H, G = self.hidden_size, self._G
         shapes = {"weight_ih": (G * H, self.input_size), "weight_hh": (G * H, H),
                   "bias_ih": (G * H,) if self.bias else None, "bias_hh": (G * H,) if self.bias else None,
-                  "weight_ch": (3 * H,) if self.peephole else None}
+                  "weight_ch": (3 * H,) if self.peephole else None, "weight_hr": None}
         self._names = tuple(None if s is None else n for n, s in shapes.items())
         for name, shape in shapes.items():
             if shape is not None:
