@@ -304,6 +304,7 @@ def run(kinds, modes, shapes, varlen_kinds, threads, repeats, with_reference, wi
 OPTIONS = {
     "weight_drop=0.25": ("rnn,lstm,gru", {"weight_drop": 0.25}),
     "checkpoint_every=10": ("rnn,lstm,gru", {"checkpoint_every": 10}),
+    "proj_size=H/2": ("lstm", {"proj_size": 0.5}),  # a fraction of H: less work than the plain cell
 }
 
 
@@ -325,6 +326,7 @@ def run_options(kinds, shape, threads, repeats, out=sys.stdout):
                 if kind not in cells.split(","):
                     continue
                 plain = LAYERS[kind](I, H, seed=0)
+                kwargs = {k: int(v * H) if isinstance(v, float) and k == "proj_size" else v for k, v in kwargs.items()}
                 layer = LAYERS[kind](I, H, seed=0, **kwargs)
 
                 def step(m):
