@@ -34,9 +34,9 @@ struct LstmCell : MatrixCell<scalar_t_, 4> {
 
   static LstmCell make(int /*option*/, bool extra) { return {{}, extra}; }
   index_t accum(index_t H) const { return peephole ? 3 * H : 0; }  // dp_i, dp_f, dp_o per task
-  // a_t += h_{t-1} @ w_hh.T, gate by gate, into the gates that hold the projection
+  // a_t += hin_{t-1} @ w_hh.T, gate by gate, into the gates that hold the projection
   void forward_product(const FwdStep<scalar_t>& s, int) const {
-    for (index_t k = 0; k < 4; ++k) s.product(0, k, s.prev[0], s.H, s.saved[0] + k * s.H, 4 * s.H, true);
+    for (index_t k = 0; k < 4; ++k) s.product(0, k, s.hin, s.H, s.saved[0] + k * s.H, 4 * s.H, true);
   }
   void forward_pointwise(const FwdStep<scalar_t>& s, int part, index_t r0, index_t r1) const;
   void backward_pointwise(const BwdStep<scalar_t>& s, int part, index_t r0, index_t r1) const;

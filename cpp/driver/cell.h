@@ -20,7 +20,9 @@
 //
 // The driver handles padding itself (before part 0's pointwise): a padded row keeps its
 // states, outputs 0, zeroes the saved buffers the projection does not fill; in backward it
-// passes dh through and zeroes its gate gradients. Cells see only valid rows.
+// passes dh through and zeroes its gate gradients. Cells see only valid rows. It applies
+// zoneout and recurrent dropout around the cell's maths (regularise.h): a cell multiplies
+// hin (not prev[0]) by w_hh and sends that product's gradient to dh_in.
 #pragma once
 
 #include "runtime/common.h"
@@ -64,6 +66,8 @@ template <typename scalar_t>
 struct FwdStep {
   index_t rows, H, u0, u1;
   const scalar_t* prev[kMaxStates];  // [rows,H] states read by step t (h_{t-1}, c_{t-1})
+  const scalar_t* hin;               // [rows,H] the h_{t-1} the recurrence multiplies by w_hh:
+                                     // prev[0], or its dropout-masked copy (regularise.h)
   scalar_t* next[kMaxStates];        // [rows,H] states written (h_t, c_t)
   scalar_t* y;                       // [rows,H] output
   scalar_t* saved[kMaxSaved];        // [rows,width*H] the cell's per-step buffers
@@ -84,11 +88,17 @@ struct BwdStep {
   index_t rows, H, u0, u1;
   const scalar_t* dh;                // [rows,H] gradient reaching h_t from step t+1 (and dh_n)
   const scalar_t* dy;                // [rows,H] gradient of y_t, or nullptr
-  scalar_t* dh_prev;                 // [rows,H] out: dh_{t-1}; pointwise primes it, products add
+  scalar_t* dh_prev;                 // [rows,H] out: dh_{t-1}; part 0's pointwise primes it with
+                                     // the gradient through h_{t-1}'s direct uses (GRU's z h)
+  scalar_t* dh_in;                   // [rows,H] out: the gradient of hin, added to by the
+                                     // products and the recurrent-side pointwise terms; the
+                                     // same buffer as dh_prev without recurrent dropout, else
+                                     // zeroed by the driver, which adds it (masked) to dh_prev
   scalar_t* carry[kMaxStates];       // [rows,H] in/out: gradients of the states after h (dc),
                                      // carried back in place ([0] unused)
   const scalar_t* prev[kMaxStates];  // as in FwdStep, as forward left them
-  const scalar_t* next[kMaxStates];
+  const scalar_t* hin;               // as in FwdStep
+  const scalar_t* next[kMaxStates];  // the new states (with zoneout: before mixing)
   const scalar_t* saved[kMaxSaved];
   scalar_t* dgate[2];                // [rows,G*H] out: gradients of the input-side and the
                                      // recurrent-side pre-activations (one buffer when equal)
@@ -108,7 +118,7 @@ struct Tail {
   int p, nt;
   index_t rows, H;                   // rows = T*B
   const scalar_t* dgate[2];          // [rows,G*H]
-  const scalar_t* h_in;              // [rows,H] the h each step read, in time order
+  const scalar_t* h_in;              // [rows,H] the hin each step multiplied, in time order
   const scalar_t* saved[kMaxSaved];  // [rows,width*H]
   scalar_t* dw_hh;                   // added to
 };
@@ -142,9 +152,9 @@ struct MatrixCell {
   }
   static index_t step_work(index_t B, index_t, index_t H) { return B * G * H * H; }
   static index_t unit_align() { return packed_nr<scalar_t>(); }
-  // backward part 1: dh_{t-1} += dA_t @ w_hh
+  // backward part 1: dhin += dA_t @ w_hh
   void backward_product(const BwdStep<scalar_t>& s, int part) const {
-    if (part == 1) s.product(0, 0, s.dgate[0], G * s.H, s.dh_prev, s.H, true);
+    if (part == 1) s.product(0, 0, s.dgate[0], G * s.H, s.dh_in, s.H, true);
   }
   void weight_grad(const Tail<scalar_t>& t) const { weight_grad_gemm(t, t.dw_hh, G * t.H, t.dgate[0], G * t.H, t.h_in); }
 };

@@ -108,10 +108,24 @@ struct Forward {
   Track<S> saved[kMaxSaved] = {};
   S* init[kMaxStates] = {};  // history slots of the initial states (sequences), else nullptr
   const S* state0[kMaxStates] = {};
+  Regularise reg = {};
+  Track<S> unmixed[kMaxStates] = {};  // with zoneout, for the states the cell's backward reads
 
-  void step(const StepWeights<S>* w, S* scratch, index_t s, int part, index_t b0, index_t b1, Range u) const {
+  // Workspace layout (a null base counts its size).
+  struct Space {
+    StepWeights<S> w[2];
+    int views;
+    S* scratch;
+    S* bias;
+    S* mask;    // [B,H] recurrent dropout's M
+    S* hin[2];  // [B,H] hin of steps s (even, odd)
+    index_t size;
+  };
+
+  void step(const Space& sp, index_t s, int part, index_t b0, index_t b1, Range u) const {
     if (b1 <= b0 || u.end <= u.begin) return;
     const index_t t = forward_time(s, T, reverse);
+    const bool last = part == cell.forward_parts() - 1;
     FwdStep<S> st{};
     st.rows = b1 - b0;
     st.H = H;
@@ -123,34 +137,43 @@ struct Forward {
     }
     st.y = y.at(t, b0, H);
     for (int k = 0; k < spec.saved; ++k) st.saved[k] = saved[k].at(t, b0, spec.saved_buffers[k].width * H);
-    st.scratch = scratch ? scratch + b0 * cell.forward_scratch_ld(H) : nullptr;
+    st.hin = reg.dropout_on() ? sp.hin[s % 2] + b0 * H : st.prev[0];
+    st.scratch = sp.scratch ? sp.scratch + b0 * cell.forward_scratch_ld(H) : nullptr;
     st.p = p;
-    st.w = w;
+    st.w = sp.w;
+    S* unmix[kMaxStates] = {};
+    for (int k = 0; k < spec.states; ++k) unmix[k] = unmixed[k].at(t, b0, H);
     cell.forward_product(st, part);
     auto pad = [&](index_t b) {  // keep the state, output zero
-      for (int k = 0; k < spec.states; ++k)
+      for (int k = 0; k < spec.states; ++k) {
         std::memcpy(st.next[k] + b * H + u.begin, st.prev[k] + b * H + u.begin, sizeof(S) * (u.end - u.begin));
+        if (unmix[k]) zero_units(unmix[k] + b * H, 1, H, u.begin, u.end);
+      }
       zero_units(st.y + b * H, 1, H, u.begin, u.end);
       for (int k = 0; k < spec.saved; ++k)
         if (k != spec.preact)
           zero_units(st.saved[k] + b * spec.saved_buffers[k].width * H, spec.saved_buffers[k].width, H, u.begin,
                      u.end);
     };
-    auto compute = [&](index_t r0, index_t r1) { cell.forward_pointwise(st, part, r0, r1); };
+    auto compute = [&](index_t r0, index_t r1) {
+      cell.forward_pointwise(st, part, r0, r1);
+      if (!last || !reg.zoneout_on()) return;
+      // the cell wrote s~_t into the states and y; mix, and y is the mixed h_t
+      for (int k = 0; k < spec.states; ++k)
+        regularise::zoneout_forward(st.next[k] + r0 * H, unmix[k] ? unmix[k] + r0 * H : nullptr,
+                                    st.prev[k] + r0 * H, reg, k, t, b0 + r0, r1 - r0, H, u.begin, u.end);
+      for (index_t b = r0; b < r1; ++b)
+        std::memcpy(st.y + b * H + u.begin, st.next[0] + b * H + u.begin, sizeof(S) * (u.end - u.begin));
+    };
     if (part == 0)
       for_valid_rows(lengths ? lengths + b0 : nullptr, t, st.rows, compute, pad);
     else
       for_valid_rows(lengths ? lengths + b0 : nullptr, t, st.rows, compute, [](index_t) {});
+    // the next step's hin, padded rows included
+    if (last && reg.dropout_on())
+      regularise::mask_rows(sp.hin[(s + 1) % 2] + b0 * H, st.next[0], sp.mask + b0 * H, st.rows, H, u.begin, u.end);
   }
 
-  // Workspace layout (a null base counts its size).
-  struct Space {
-    StepWeights<S> w[2];
-    int views;
-    S* scratch;
-    S* bias;
-    index_t size;
-  };
   Space carve(S* base) const {
     Carve<S> c{base};
     Space sp{};
@@ -163,6 +186,11 @@ struct Forward {
     }
     sp.scratch = c.take(B * cell.forward_scratch_ld(H));
     sp.bias = c.take(Cell::G * H);
+    if (reg.dropout_on()) {
+      sp.mask = c.take(B * H);
+      sp.hin[0] = c.take(B * H);
+      sp.hin[1] = c.take(B * H);
+    }
     sp.size = c.used;
     return sp;
   }
@@ -184,15 +212,20 @@ struct Forward {
         input_projection(task, nt, preact, x, p->w_ih, b1, b2, T * B, I, N);
         for (int k = 0; k < spec.states; ++k)
           if (init[k]) copy_units(init[k], state0[k], B, H, u);
+        if (reg.dropout_on() && T > 0) {
+          regularise::dropout_mask(sp.mask, reg, B, H, u.begin, u.end);
+          regularise::mask_rows(sp.hin[0], prev[0].at(forward_time(0, T, reverse), 0, H), sp.mask, B, H, u.begin,
+                                u.end);
+        }
       } else if (plan.mode == Plan::rows) {
         const Range r = split(B, task, nt, 1);
         for (index_t s = 0; s < T; ++s)
-          for (int part = 0; part < parts; ++part) step(sp.w, sp.scratch, s, part, r.begin, r.end, {0, H});
+          for (int part = 0; part < parts; ++part) step(sp, s, part, r.begin, r.end, {0, H});
       } else if (plan.mode == Plan::units) {
         for (index_t s = 0; s < T; ++s)
-          for (int part = 0; part < parts; ++part) step(sp.w, sp.scratch, s, part, 0, B, u);
+          for (int part = 0; part < parts; ++part) step(sp, s, part, 0, B, u);
       } else {
-        step(sp.w, sp.scratch, (phase - 1) / parts, static_cast<int>((phase - 1) % parts), 0, B, u);
+        step(sp, (phase - 1) / parts, static_cast<int>((phase - 1) % parts), 0, B, u);
       }
     });
   }
@@ -217,8 +250,9 @@ struct Backward {
   S* carry[kMaxStates] = {};             // out, carried in place: gradients of the other states
   const S* carry_in[kMaxStates] = {};    // their gradients reaching the last step, or nullptr
   Track<const S> prev[kMaxStates] = {};
-  Track<const S> next[kMaxStates] = {};
+  Track<const S> next[kMaxStates] = {};  // with zoneout, the unmixed ones where the cell reads them
   Track<const S> saved[kMaxSaved] = {};
+  Regularise reg = {};
 
   struct Space {
     S* dgate[2];
@@ -228,6 +262,11 @@ struct Backward {
     S* scratch;
     S* dbias;
     S* accum;
+    S* mask;   // [B,H] recurrent dropout's M
+    S* hin;    // [T,B,H] the hin of every step, for the cell and dw_hh
+    S* dh_in;  // [B,H]
+    S* zdh;    // [B,H] zoneout: the cell's share of the gradient reaching h_t
+    S* keep;   // [states,B,H] zoneout: the shares going straight to the previous states
     index_t size;
   };
   Space carve(S* base) const {
@@ -246,21 +285,41 @@ struct Backward {
     sp.scratch = c.take(B * cell.backward_scratch_ld(H));
     sp.dbias = c.take(N);
     sp.accum = c.take(kMaxThreads * cell.accum(H));
+    if (reg.dropout_on()) {
+      sp.mask = c.take(B * H);
+      sp.hin = c.take(T * B * H);
+      sp.dh_in = c.take(B * H);
+    }
+    if (reg.zoneout_on()) {
+      sp.zdh = c.take(B * H);
+      sp.keep = c.take(spec.states * B * H);
+    }
     sp.size = c.used;
     return sp;
   }
 
   void step(const Space& sp, index_t s, int part, index_t b0, index_t b1, Range u, int task) const {
     if (b1 <= b0 || u.end <= u.begin) return;
-    const index_t t = backward_time(s, T, reverse), N = Cell::G * H;
+    const index_t t = backward_time(s, T, reverse), N = Cell::G * H, BH = B * H;
+    const bool zoneout = reg.zoneout_on(), dropout = reg.dropout_on();
+    const int last = cell.backward_parts() - 1;
     BwdStep<S> st{};
     st.rows = b1 - b0;
     st.H = H;
     st.u0 = u.begin;
     st.u1 = u.end;
-    st.dh = (s == 0 ? (dh_first ? dh_first : sp.dh_buf[0]) : sp.dh_buf[s % 2]) + b0 * H;
-    st.dy = dy ? dy + t * B * H + b0 * H : nullptr;
+    const S* dh = (s == 0 ? (dh_first ? dh_first : sp.dh_buf[0]) : sp.dh_buf[s % 2]) + b0 * H;
+    const S* dy_t = dy ? dy + t * BH + b0 * H : nullptr;
+    st.dh = zoneout ? sp.zdh + b0 * H : dh;  // zoneout: the cell's share, dy included
+    st.dy = zoneout ? nullptr : dy_t;
     st.dh_prev = (s == T - 1 ? dh_last : sp.dh_buf[(s + 1) % 2]) + b0 * H;
+    st.dh_in = dropout ? sp.dh_in + b0 * H : st.dh_prev;
+    st.hin = dropout ? sp.hin + t * BH + b0 * H : prev[0].at(t, b0, H);
+    if (dropout && part == 0) {  // every row: dw_hh reads them all
+      regularise::mask_rows(sp.hin + t * BH + b0 * H, prev[0].at(t, b0, H), sp.mask + b0 * H, st.rows, H, u.begin,
+                            u.end);
+      copy_units<S>(st.dh_in, nullptr, st.rows, H, u);
+    }
     for (int k = 0; k < spec.states; ++k) {
       st.carry[k] = carry[k] ? carry[k] + b0 * H : nullptr;
       st.prev[k] = prev[k].at(t, b0, H);
@@ -276,9 +335,30 @@ struct Backward {
     cell.backward_product(st, part);
     auto pad = [&](index_t b) {  // pass the state gradient through, no gate gradient
       for (int d = 0; d < cell.grad_buffers(); ++d) zero_units(st.dgate[d] + b * N, Cell::G, H, u.begin, u.end);
-      std::memcpy(st.dh_prev + b * H + u.begin, st.dh + b * H + u.begin, sizeof(S) * (u.end - u.begin));
+      std::memcpy(st.dh_prev + b * H + u.begin, dh + b * H + u.begin, sizeof(S) * (u.end - u.begin));
     };
-    auto compute = [&](index_t r0, index_t r1) { cell.backward_pointwise(st, part, r0, r1); };
+    auto compute = [&](index_t r0, index_t r1) {
+      const index_t o = r0 * H, n = r1 - r0;
+      S* keep = zoneout ? sp.keep + (b0 + r0) * H : nullptr;
+      // zoneout: the cell sees (1-m) of the gradient reaching each new state; the m share
+      // joins the previous state's gradient once part 0 has primed it
+      if (zoneout && part == 0) {
+        regularise::zoneout_split(sp.zdh + (b0 + r0) * H, keep, dh + o, dy_t ? dy_t + o : nullptr, reg, 0, t,
+                                  b0 + r0, n, H, u.begin, u.end);
+        for (int k = 1; k < spec.states; ++k)
+          regularise::zoneout_split(st.carry[k] + o, keep + k * BH, st.carry[k] + o, static_cast<const S*>(nullptr),
+                                    reg, k, t, b0 + r0, n, H, u.begin, u.end);
+      }
+      cell.backward_pointwise(st, part, r0, r1);
+      if (zoneout && part == 0) {
+        regularise::add_rows(st.dh_prev + o, keep, static_cast<const S*>(nullptr), n, H, u.begin, u.end);
+        for (int k = 1; k < spec.states; ++k)
+          regularise::add_rows(st.carry[k] + o, keep + k * BH, static_cast<const S*>(nullptr), n, H, u.begin, u.end);
+      }
+      // recurrent dropout: the products' gradient reaches h_{t-1} through the mask
+      if (dropout && part == last)
+        regularise::add_rows(st.dh_prev + o, st.dh_in + o, sp.mask + (b0 + r0) * H, n, H, u.begin, u.end);
+    };
     if (part == 0)
       for_valid_rows(lengths ? lengths + b0 : nullptr, t, st.rows, compute, pad);
     else
@@ -299,6 +379,7 @@ struct Backward {
       const Range u = split(H, task, nt, Cell::unit_align());
       if (phase == 0) {
         for (int i = 0; i < sp.views; ++i) sp.w[i].pack(task, nt);
+        if (reg.dropout_on()) regularise::dropout_mask(sp.mask, reg, B, H, u.begin, u.end);
         if (!dh_first) copy_units<S>(sp.dh_buf[0], nullptr, B, H, u);
         if (T == 0) copy_units(dh_last, dh_first, B, H, u);
         for (int k = 1; k < spec.states; ++k) copy_units(carry[k], carry_in[k], B, H, u);
@@ -324,7 +405,8 @@ struct Backward {
           for (index_t j = r.begin; j < r.end; ++j) g->extra[j] += sp.accum[q * acc + j];
       }
       gemm_rows<S>(task, nt, true, false, N, I, rows, 1, sp.dgate[0], N, x, I, 1, g->w_ih, I);
-      Tail<S> tail{task, nt, rows, H, {sp.dgate[0], sp.dgate[1]}, prev[0].base, {}, g->w_hh};
+      Tail<S> tail{task, nt, rows, H, {sp.dgate[0], sp.dgate[1]}, reg.dropout_on() ? sp.hin : prev[0].base, {},
+                   g->w_hh};
       for (int k = 0; k < spec.saved; ++k) tail.saved[k] = saved[k].base;
       cell.weight_grad(tail);
       if (g->b_ih || g->b_hh) {
@@ -373,14 +455,17 @@ void weight_grad_gemm(const Tail<scalar_t>& t, scalar_t* dw, index_t N, const sc
 }
 
 // ---- the entry points ----------------------------------------------------------------
+// (The *_run builders also serve the workspace functions, with a null a and the reg the
+// call will have.)
 
 template <class Cell>
 loop::Forward<Cell> sequence_forward_run(const Cell& cell, const SequenceForward<typename Cell::scalar_t>* a, index_t T,
-                                         index_t B, index_t I, index_t H) {
+                                         index_t B, index_t I, index_t H, const Regularise& reg) {
   using S = typename Cell::scalar_t;
   const index_t BH = B * H;
   loop::Forward<Cell> f{cell, T, B, I, H, a ? a->lengths : nullptr, a && a->reverse, a ? a->x : nullptr,
                         a ? &a->p : nullptr};
+  f.reg = reg;
   if (!a) return f;
   // forward: step t reads slot t, writes t+1; reverse: reads t+1, writes t (common.h)
   for (int k = 0; k < Cell::spec.states; ++k) {
@@ -389,6 +474,7 @@ loop::Forward<Cell> sequence_forward_run(const Cell& cell, const SequenceForward
     f.next[k] = {h + (a->reverse ? 0 : BH), BH};
     f.init[k] = h + (a->reverse ? T : 0) * BH;
     f.state0[k] = a->state0[k];
+    if (reg.zoneout_on() && Cell::spec.step_reads_next[k]) f.unmixed[k] = {a->unmixed[k], BH};
   }
   f.y = {a->y, BH};
   for (int k = 0; k < Cell::spec.saved; ++k) f.saved[k] = {a->saved[k], B * Cell::spec.saved_buffers[k].width * H};
@@ -396,8 +482,10 @@ loop::Forward<Cell> sequence_forward_run(const Cell& cell, const SequenceForward
 }
 
 template <class Cell>
-index_t sequence_forward_workspace(const Cell& cell, index_t T, index_t B, index_t I, index_t H) {
-  return sequence_forward_run(cell, static_cast<const SequenceForward<typename Cell::scalar_t>*>(nullptr), T, B, I, H)
+index_t sequence_forward_workspace(const Cell& cell, index_t T, index_t B, index_t I, index_t H,
+                                   const Regularise& reg) {
+  return sequence_forward_run(cell, static_cast<const SequenceForward<typename Cell::scalar_t>*>(nullptr), T, B, I, H,
+                              reg)
       .carve(nullptr)
       .size;
 }
@@ -405,17 +493,19 @@ index_t sequence_forward_workspace(const Cell& cell, index_t T, index_t B, index
 template <class Cell>
 void sequence_forward(const Cell& cell, const SequenceForward<typename Cell::scalar_t>& a, index_t T, index_t B,
                       index_t I, index_t H, typename Cell::scalar_t* workspace) {
-  sequence_forward_run(cell, &a, T, B, I, H).run(workspace);
+  sequence_forward_run(cell, &a, T, B, I, H, a.reg).run(workspace);
 }
 
 template <class Cell>
 loop::Forward<Cell> step_forward_run(const Cell& cell, const StepForward<typename Cell::scalar_t>* a, index_t B,
-                                     index_t I, index_t H) {
+                                     index_t I, index_t H, const Regularise& reg) {
   loop::Forward<Cell> f{cell, 1, B, I, H, nullptr, false, a ? a->x : nullptr, a ? &a->p : nullptr};
+  f.reg = reg;
   if (!a) return f;
   for (int k = 0; k < Cell::spec.states; ++k) {
     f.prev[k] = {a->state_prev[k], 0};
     f.next[k] = {a->state[k], 0};
+    if (reg.zoneout_on() && Cell::spec.step_reads_next[k]) f.unmixed[k] = {a->unmixed[k], 0};
   }
   for (int k = 0; k < Cell::spec.saved; ++k) f.saved[k] = {a->saved[k], 0};
   return f;
@@ -423,8 +513,8 @@ loop::Forward<Cell> step_forward_run(const Cell& cell, const StepForward<typenam
 
 // A single step's y (the outputs of a sequence) is scratch after the forward workspace.
 template <class Cell>
-index_t step_forward_workspace(const Cell& cell, index_t B, index_t I, index_t H) {
-  return step_forward_run(cell, static_cast<const StepForward<typename Cell::scalar_t>*>(nullptr), B, I, H)
+index_t step_forward_workspace(const Cell& cell, index_t B, index_t I, index_t H, const Regularise& reg) {
+  return step_forward_run(cell, static_cast<const StepForward<typename Cell::scalar_t>*>(nullptr), B, I, H, reg)
              .carve(nullptr)
              .size +
          B * H;
@@ -433,7 +523,7 @@ index_t step_forward_workspace(const Cell& cell, index_t B, index_t I, index_t H
 template <class Cell>
 void step_forward(const Cell& cell, const StepForward<typename Cell::scalar_t>& a, index_t B, index_t I, index_t H,
                   typename Cell::scalar_t* workspace) {
-  auto f = step_forward_run(cell, &a, B, I, H);
+  auto f = step_forward_run(cell, &a, B, I, H, a.reg);
   const index_t used = f.carve(nullptr).size;
   f.y = {workspace + used, 0};
   f.run(workspace);
@@ -441,11 +531,12 @@ void step_forward(const Cell& cell, const StepForward<typename Cell::scalar_t>& 
 
 template <class Cell>
 loop::Backward<Cell> sequence_backward_run(const Cell& cell, const SequenceBackward<typename Cell::scalar_t>* a,
-                                           index_t T, index_t B, index_t I, index_t H) {
+                                           index_t T, index_t B, index_t I, index_t H, const Regularise& reg) {
   using S = typename Cell::scalar_t;
   const index_t BH = B * H;
   loop::Backward<Cell> b{cell, T, B, I, H, a ? a->lengths : nullptr, a && a->reverse, a ? a->x : nullptr,
                          a ? &a->p : nullptr, a ? &a->g : nullptr};
+  b.reg = reg;
   if (!a) return b;
   b.dx = a->dx;
   b.dy = a->dy;
@@ -454,7 +545,8 @@ loop::Backward<Cell> sequence_backward_run(const Cell& cell, const SequenceBackw
   for (int k = 0; k < Cell::spec.states; ++k) {
     const S* h = a->state[k];
     b.prev[k] = {h + (a->reverse ? BH : 0), BH};
-    b.next[k] = {h + (a->reverse ? 0 : BH), BH};
+    b.next[k] = reg.zoneout_on() && Cell::spec.step_reads_next[k] ? loop::Track<const S>{a->unmixed[k], BH}
+                                                                  : loop::Track<const S>{h + (a->reverse ? 0 : BH), BH};
     if (k > 0) {
       b.carry[k] = a->dstate0[k];
       b.carry_in[k] = a->dstate_n[k];
@@ -465,9 +557,10 @@ loop::Backward<Cell> sequence_backward_run(const Cell& cell, const SequenceBackw
 }
 
 template <class Cell>
-index_t sequence_backward_workspace(const Cell& cell, index_t T, index_t B, index_t I, index_t H) {
+index_t sequence_backward_workspace(const Cell& cell, index_t T, index_t B, index_t I, index_t H,
+                                    const Regularise& reg) {
   return sequence_backward_run(cell, static_cast<const SequenceBackward<typename Cell::scalar_t>*>(nullptr), T, B, I,
-                               H)
+                               H, reg)
       .carve(nullptr)
       .size;
 }
@@ -475,14 +568,15 @@ index_t sequence_backward_workspace(const Cell& cell, index_t T, index_t B, inde
 template <class Cell>
 void sequence_backward(const Cell& cell, const SequenceBackward<typename Cell::scalar_t>& a, index_t T, index_t B,
                        index_t I, index_t H, typename Cell::scalar_t* workspace) {
-  sequence_backward_run(cell, &a, T, B, I, H).run(workspace);
+  sequence_backward_run(cell, &a, T, B, I, H, a.reg).run(workspace);
 }
 
 template <class Cell>
 loop::Backward<Cell> step_backward_run(const Cell& cell, const StepBackward<typename Cell::scalar_t>* a, index_t B,
-                                       index_t I, index_t H) {
+                                       index_t I, index_t H, const Regularise& reg) {
   loop::Backward<Cell> b{cell, 1, B, I, H, nullptr, false, a ? a->x : nullptr, a ? &a->p : nullptr,
                          a ? &a->g : nullptr};
+  b.reg = reg;
   if (!a) return b;
   b.dx = a->dx;
   b.dh_first = a->dstate[0];
@@ -500,8 +594,8 @@ loop::Backward<Cell> step_backward_run(const Cell& cell, const StepBackward<type
 }
 
 template <class Cell>
-index_t step_backward_workspace(const Cell& cell, index_t B, index_t I, index_t H) {
-  return step_backward_run(cell, static_cast<const StepBackward<typename Cell::scalar_t>*>(nullptr), B, I, H)
+index_t step_backward_workspace(const Cell& cell, index_t B, index_t I, index_t H, const Regularise& reg) {
+  return step_backward_run(cell, static_cast<const StepBackward<typename Cell::scalar_t>*>(nullptr), B, I, H, reg)
       .carve(nullptr)
       .size;
 }
@@ -509,7 +603,7 @@ index_t step_backward_workspace(const Cell& cell, index_t B, index_t I, index_t 
 template <class Cell>
 void step_backward(const Cell& cell, const StepBackward<typename Cell::scalar_t>& a, index_t B, index_t I, index_t H,
                    typename Cell::scalar_t* workspace) {
-  step_backward_run(cell, &a, B, I, H).run(workspace);
+  step_backward_run(cell, &a, B, I, H, a.reg).run(workspace);
 }
 
 }  // namespace rnncore

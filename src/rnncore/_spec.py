@@ -12,6 +12,9 @@ parameter and one option, and its kernels take their arguments in this order::
     step_forward(x, *states_prev, w_ih, w_hh, b_ih, b_hh, *extra, *option) -> states + saved
     step_backward(*dstates, x, *states_prev, *new states it reads, *saved, w_ih, w_hh,
                   *extra, *option, dw_ih, dw_hh, db_ih, db_hh, *dextra) -> (dx, *dstates_prev)
+
+and every one of them, keyword-only, ``zoneout, recurrent_dropout, seed, t0, training`` (and
+all but step_backward ``unmixed``): the regularisers of ``cpp/driver/regularise.h``.
 """
 
 from __future__ import annotations

@@ -9,7 +9,10 @@ between them. Forward and backward run rnncore's kernels through
 ``torch.from_numpy``), weight gradients come back through autograd and accumulate in
 ``.grad`` like any parameter's. What rnncore adds is keyword-only: ``peephole=True``
 (LSTM), ``reset_after=False`` (GRU), ``nonlinearity="sigmoid"`` (RNN), ``lengths=``
-(variable lengths without packing), ``backend="reference"``.
+(variable lengths without packing), ``backend="reference"``, and on ``RNN``, ``LSTM``
+and ``GRU`` (not the cells) ``zoneout=`` and ``recurrent_dropout=`` (as in
+``rnncore.layers``; the masks' seeds come from torch's generator, one per forward pass
+and (layer, direction), so ``torch.manual_seed`` reproduces them).
 
 CPU tensors of float32 or float64 only: a CUDA tensor, another dtype, a sparse tensor
 or a forward-mode (dual) tensor raises ``TypeError``/``ValueError`` naming the argument.
@@ -30,7 +33,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
-from . import _threads, backends
+from . import _checks, _threads, backends
 from .reference.common import NONLINEARITIES
 
 __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
@@ -58,32 +61,43 @@ class _Kernels:
     def __setstate__(self, state):
         self.__init__(*state)
 
-    def forward(self, x, s0, w, lengths, reverse):
+    def forward(self, x, s0, w, lengths, reverse, reg):
+        """reg: zoneout and recurrent dropout as the kernels' keyword arguments ({}: off).
+        With zoneout the last saved array is the kernels' unmixed states."""
         if self.backend == "native":
             _threads.claim_cores()
         ops, o = self.ops, self.option
+        unmixed = (np.empty((1, *x.shape[:2], w[1].shape[1]), x.dtype)
+                   if reg.get("zoneout", 0) > 0 and self.kind != "gru" else None)
+        kw = dict(reg, unmixed=unmixed) if reg else {}
         if self.kind == "rnn":
-            y, h = ops.elman_forward(x, s0[0], *w[:4], o, lengths, reverse)
-            return y, (h[0] if reverse else h[-1],), (h,)
-        if self.kind == "lstm":
-            y, h, c, gates = ops.lstm_forward(x, s0[0], s0[1], *w, lengths, reverse)
-            fin = (h[0], c[0]) if reverse else (h[-1], c[-1])
-            return y, fin, (h, c, gates)
-        y, h, gates, hn = ops.gru_forward(x, s0[0], *w[:4], o, lengths, reverse)
-        return y, (h[0] if reverse else h[-1],), (h, gates, hn)
+            y, h = ops.elman_forward(x, s0[0], *w[:4], o, lengths, reverse, **kw)
+            fin, saved = (h[0] if reverse else h[-1],), (h,)
+        elif self.kind == "lstm":
+            y, h, c, gates = ops.lstm_forward(x, s0[0], s0[1], *w, lengths, reverse, **kw)
+            fin, saved = ((h[0], c[0]) if reverse else (h[-1], c[-1])), (h, c, gates)
+        else:
+            y, h, gates, hn = ops.gru_forward(x, s0[0], *w[:4], o, lengths, reverse, **kw)
+            fin, saved = (h[0] if reverse else h[-1],), (h, gates, hn)
+        return y, fin, saved + (() if unmixed is None else (unmixed,))
 
-    def backward(self, dy, ds_n, x, saved, w, lengths, reverse, g):
+    def backward(self, dy, ds_n, x, saved, w, lengths, reverse, g, reg):
         if self.backend == "native":
             _threads.claim_cores()
         ops, o = self.ops, self.option
+        kw = {}
+        if reg:
+            has_unmixed = reg["zoneout"] > 0 and self.kind != "gru"
+            kw = dict(reg, unmixed=saved[-1] if has_unmixed else None)
+            saved = saved[:-1] if has_unmixed else saved
         if self.kind == "rnn":
-            dx, dh0 = ops.elman_backward(dy, ds_n[0], x, *saved, w[0], w[1], o, lengths, reverse, *g[:4])
+            dx, dh0 = ops.elman_backward(dy, ds_n[0], x, *saved, w[0], w[1], o, lengths, reverse, *g[:4], **kw)
             return dx, (dh0,)
         if self.kind == "lstm":
             dx, dh0, dc0 = ops.lstm_backward(dy, ds_n[0], ds_n[1], x, *saved, w[0], w[1], w[4], lengths, reverse,
-                                             *g)
+                                             *g, **kw)
             return dx, (dh0, dc0)
-        dx, dh0 = ops.gru_backward(dy, ds_n[0], x, *saved, w[0], w[1], o, lengths, reverse, *g[:4])
+        dx, dh0 = ops.gru_backward(dy, ds_n[0], x, *saved, w[0], w[1], o, lengths, reverse, *g[:4], **kw)
         return dx, (dh0,)
 
     def step_forward(self, x, s, w):
@@ -129,15 +143,15 @@ def _grad_buffers(w):
 class _Sequence(torch.autograd.Function):
     """One (layer, direction) over a whole sequence.
 
-    Inputs: kernels, lengths (int64 array or None), reverse, x [T,B,I] (contiguous),
-    h0, c0 [B,H] or None, w_ih, w_hh, b_ih, b_hh, w_ch (None where absent).
-    Outputs: y [T,B,H] and the final states [B,H] (one or two)."""
+    Inputs: kernels, lengths (int64 array or None), reverse, reg (zoneout and recurrent
+    dropout, a dict), x [T,B,I] (contiguous), h0, c0 [B,H] or None, w_ih, w_hh, b_ih, b_hh,
+    w_ch (None where absent). Outputs: y [T,B,H] and the final states [B,H] (one or two)."""
 
     @staticmethod
-    def forward(ctx, kernels, lengths, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_ch):
+    def forward(ctx, kernels, lengths, reverse, reg, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_ch):
         w = (w_ih, w_hh, b_ih, b_hh, w_ch)
-        y, fin, saved = kernels.forward(_np(x), (_np(h0), _np(c0)), tuple(map(_np, w)), lengths, reverse)
-        ctx.kernels, ctx.lengths, ctx.reverse = kernels, lengths, reverse
+        y, fin, saved = kernels.forward(_np(x), (_np(h0), _np(c0)), tuple(map(_np, w)), lengths, reverse, reg)
+        ctx.kernels, ctx.lengths, ctx.reverse, ctx.reg = kernels, lengths, reverse, reg
         ctx.has_state = (h0 is not None, c0 is not None)
         ctx.set_materialize_grads(False)
         # x and the weights through save_for_backward: modifying them in place before
@@ -154,13 +168,13 @@ class _Sequence(torch.autograd.Function):
         g = _grad_buffers(w)
         k = ctx.kernels
         dx, ds0 = k.backward(_np_contiguous(dy), tuple(map(_np_contiguous, dfin)), _np(x), saved,
-                             tuple(map(_np, w)), ctx.lengths, ctx.reverse, tuple(map(_np, g)))
+                             tuple(map(_np, w)), ctx.lengths, ctx.reverse, tuple(map(_np, g)), ctx.reg)
         need = ctx.needs_input_grad
-        dstates = [torch.from_numpy(ds0[i]) if ctx.has_state[i] and need[4 + i] else None for i in range(2)]
+        dstates = [torch.from_numpy(ds0[i]) if ctx.has_state[i] and need[5 + i] else None for i in range(2)]
         if k.n_states == 1:
             dstates[1] = None
-        return (None, None, None, torch.from_numpy(dx) if need[3] else None, *dstates,
-                *(gi if need[6 + i] else None for i, gi in enumerate(g)))
+        return (None, None, None, None, torch.from_numpy(dx) if need[4] else None, *dstates,
+                *(gi if need[7 + i] else None for i, gi in enumerate(g)))
 
 
 class _Step(torch.autograd.Function):
@@ -308,7 +322,7 @@ class _RNNBase(nn.Module):
     _G = 1
 
     def __init__(self, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                 device, dtype, backend, option, peephole=False):
+                 device, dtype, backend, option, peephole=False, zoneout=0.0, recurrent_dropout=0.0):
         super().__init__()
         dtype = _factory(device, dtype)
         self.input_size = _positive_int("input_size", input_size)
@@ -321,6 +335,8 @@ class _RNNBase(nn.Module):
         self.dropout = float(dropout)
         self.bidirectional = _flag("bidirectional", bidirectional)
         self.peephole = _flag("peephole", peephole)
+        self.zoneout = _checks.probability("zoneout", zoneout)
+        self.recurrent_dropout = _checks.probability("recurrent_dropout", recurrent_dropout)
         self._kernels = _Kernels(self._kind, backend, option)
         self.backend = self._kernels.backend
         D, H, G = self.num_directions, self.hidden_size, self._G
@@ -445,7 +461,7 @@ class _RNNBase(nn.Module):
                 k = layer * D + d
                 s0 = [None if s is None else s[k] for s in states0] + [None] * (2 - k_states)
                 w = [None if n is None else getattr(self, n) for n in self._names[k]]
-                y, *fin = _Sequence.apply(self._kernels, lengths, bool(d), inp, *s0, *w)
+                y, *fin = _Sequence.apply(self._kernels, lengths, bool(d), self._regularise(), inp, *s0, *w)
                 outs.append(y)
                 for i, f in enumerate(fin):
                     finals[i].append(f)
@@ -455,12 +471,22 @@ class _RNNBase(nn.Module):
             inp = out
         return inp, tuple(f[0].unsqueeze(0) if len(f) == 1 else torch.stack(f) for f in finals)
 
+    def _regularise(self):
+        """Zoneout and recurrent dropout for one (layer, direction)'s forward pass, as the
+        kernels' keyword arguments ({} when off), as rnncore.layers does, but the seed from
+        torch's generator."""
+        z, p = self.zoneout, self.recurrent_dropout if self.training else 0.0
+        if not (z > 0 or p > 0):
+            return {}
+        seed = int(torch.randint(0, 2 ** 63 - 1, (), dtype=torch.int64)) if self.training else 0
+        return {"zoneout": z, "recurrent_dropout": p, "seed": seed, "training": self.training}
+
     def extra_repr(self):
         s = f"{self.input_size}, {self.hidden_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
         for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0), ("bidirectional", False),
-                              ("peephole", False)):
+                              ("peephole", False), ("zoneout", 0.0), ("recurrent_dropout", 0.0)):
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)}"
         return s + ("" if self.backend == "native" else f", backend={self.backend!r}")
@@ -473,13 +499,14 @@ class RNN(_RNNBase):
     _kind, _G = "rnn", 1
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, device=None, dtype=None, *, backend=None):
+                 dropout=0.0, bidirectional=False, device=None, dtype=None, *, zoneout=0.0, recurrent_dropout=0.0,
+                 backend=None):
         if not isinstance(nonlinearity, str) or nonlinearity not in NONLINEARITIES:
             raise ValueError(f"nonlinearity: expected one of {', '.join(map(repr, NONLINEARITIES))}, "
                              f"got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         device, dtype, backend, nonlinearity)
+                         device, dtype, backend, nonlinearity, zoneout=zoneout, recurrent_dropout=recurrent_dropout)
 
     def extra_repr(self):
         s = super().extra_repr()
@@ -493,12 +520,14 @@ class LSTM(_RNNBase):
     _kind, _G = "lstm", 4
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, proj_size=0, device=None, dtype=None, *, peephole=False, backend=None):
+                 bidirectional=False, proj_size=0, device=None, dtype=None, *, peephole=False, zoneout=0.0,
+                 recurrent_dropout=0.0, backend=None):
         if proj_size != 0:
             raise ValueError(f"proj_size: projections are not available in rnncore, got {proj_size!r}")
         self.proj_size = 0
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         device, dtype, backend, None, peephole=peephole)
+                         device, dtype, backend, None, peephole=peephole, zoneout=zoneout,
+                         recurrent_dropout=recurrent_dropout)
 
 
 class GRU(_RNNBase):
@@ -509,10 +538,12 @@ class GRU(_RNNBase):
     _kind, _G = "gru", 3
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, device=None, dtype=None, *, reset_after=True, backend=None):
+                 bidirectional=False, device=None, dtype=None, *, reset_after=True, zoneout=0.0,
+                 recurrent_dropout=0.0, backend=None):
         self.reset_after = _flag("reset_after", reset_after)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         device, dtype, backend, self.reset_after)
+                         device, dtype, backend, self.reset_after, zoneout=zoneout,
+                         recurrent_dropout=recurrent_dropout)
 
     def extra_repr(self):
         s = super().extra_repr()
