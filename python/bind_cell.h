@@ -15,14 +15,16 @@
 //            -> (h, c, s...), or h alone
 //   step_backward(dh, dc, x, h_prev, c_prev, <new states it reads>, s..., w_ih, w_hh, w_e,
 //            opt, dw_ih, dw_hh, db_ih, db_hh, dw_e) -> (dx, dh_prev, dc_prev)
-// and every function takes, keyword-only, the regularisers (driver/regularise.h):
+// A cell with a projection (LSTMP's w_hr [P,H]) takes it after w_hh and its gradient after
+// dw_hh; h, y and their gradients are then [.., P] and w_hh is [G*H, P].
+// Every function takes, keyword-only, the regularisers (driver/regularise.h):
 //   zoneout=0.0, recurrent_dropout=0.0, seed=0, t0=0, training=True
 // (seed: the masks', in [0, 2**64); t0: absolute time of step 0; training=False: zoneout's
 // expectation instead of its masks)
-// and forward, backward and step_forward unmixed=None: the [R,T,B,H] ([R,B,H] for a step)
-// new states before zoneout's mixing of the R states the cell's backward reads, written by
-// forward and read by backward; required with zoneout when R > 0. step_backward takes them
-// in place of the new states.
+// and forward, backward and step_forward unmixed=None: the [R,T,B,W] ([R,B,W] for a step)
+// new states before zoneout's mixing of the R states the cell's backward reads (W their
+// width: H, or P for h), written by forward and read by backward; required with zoneout
+// when R > 0. step_backward takes them in place of the new states.
 #pragma once
 
 #include <array>
@@ -44,8 +46,8 @@ enum class Fn { forward, backward, step_forward, step_backward };
 
 // What an argument is; k indexes the cell's states or saved buffers.
 enum class Role {
-  x, state_in, w_ih, w_hh, b_ih, b_hh, extra, option, lengths, reverse, dy, dstate_in, state_out,
-  saved, dw_ih, dw_hh, db_ih, db_hh, dextra, zoneout, recurrent_dropout, seed, t0, training, unmixed, out
+  x, state_in, w_ih, w_hh, w_proj, b_ih, b_hh, extra, option, lengths, reverse, dy, dstate_in, state_out,
+  saved, dw_ih, dw_hh, dw_proj, db_ih, db_hh, dextra, zoneout, recurrent_dropout, seed, t0, training, unmixed, out
 };
 constexpr bool keyword_only(Role r) { return r >= Role::zoneout; }
 struct Arg {
@@ -60,12 +62,13 @@ struct Signature {
   static constexpr int S = spec.states, K = spec.saved;
   static constexpr int E = spec.extra.name != nullptr ? 1 : 0;
   static constexpr int O = spec.option != OptionKind::none ? 1 : 0;
+  static constexpr int Pr = spec.proj != nullptr ? 1 : 0;
   static constexpr int R = int(spec.step_reads_next[0]) + int(spec.states > 1 && spec.step_reads_next[1]);
   static constexpr bool sequence = F == Fn::forward || F == Fn::backward;
-  static constexpr int N = F == Fn::forward         ? 1 + S + 4 + E + O + 2 + 6 + 1
-                           : F == Fn::backward      ? 1 + S + 1 + S + K + 2 + E + O + 2 + 4 + E + 6 + 1
-                           : F == Fn::step_forward  ? 1 + S + 4 + E + O + 6
-                                                    : S + 1 + S + R + K + 2 + E + O + 4 + E + 5;
+  static constexpr int N = F == Fn::forward         ? 1 + S + 4 + Pr + E + O + 2 + 6 + 1
+                           : F == Fn::backward      ? 1 + S + 1 + S + K + 2 + Pr + E + O + 2 + 4 + Pr + E + 6 + 1
+                           : F == Fn::step_forward  ? 1 + S + 4 + Pr + E + O + 6
+                                                    : S + 1 + S + R + K + 2 + Pr + E + O + 4 + Pr + E + 5;
   static constexpr int positional = N - (F == Fn::step_backward ? 5 : F == Fn::step_forward ? 6 : 7);
 
   static constexpr std::array<Arg, N> build() {
@@ -91,6 +94,7 @@ struct Signature {
       for (int k = 0; k < K; ++k) add(Role::saved, k);
     add(Role::w_ih);
     add(Role::w_hh);
+    if (Pr) add(Role::w_proj);
     if (fwd) {
       add(Role::b_ih);
       add(Role::b_hh);
@@ -104,6 +108,7 @@ struct Signature {
     if (!fwd) {
       add(Role::dw_ih);
       add(Role::dw_hh);
+      if (Pr) add(Role::dw_proj);
       add(Role::db_ih);
       add(Role::db_hh);
       if (E) add(Role::dextra);
@@ -118,11 +123,13 @@ struct Signature {
   static std::string name_of(const Arg& a) {
     const std::string s = a.k < S ? spec.state_names[a.k] : "";
     const std::string e = E ? spec.extra.name : "";
+    const std::string pr = Pr ? spec.proj : "";
     switch (a.role) {
       case Role::x: return "x";
       case Role::state_in: return s + (F == Fn::forward ? "0" : "_prev");
       case Role::w_ih: return "w_ih";
       case Role::w_hh: return "w_hh";
+      case Role::w_proj: return pr;
       case Role::b_ih: return "b_ih";
       case Role::b_hh: return "b_hh";
       case Role::extra: return e;
@@ -135,6 +142,7 @@ struct Signature {
       case Role::saved: return spec.saved_buffers[a.k].name;
       case Role::dw_ih: return "dw_ih";
       case Role::dw_hh: return "dw_hh";
+      case Role::dw_proj: return "d" + pr;
       case Role::db_ih: return "db_ih";
       case Role::db_hh: return "db_hh";
       case Role::dextra: return "d" + e;
@@ -186,26 +194,40 @@ scalar_t* required(const py::handle& o, const char* name, Shape shape, bool writ
 }
 
 struct Dims {
-  index_t T, B, I, H;
-  const void* x;     // checked here, read by the kernels
+  index_t T, B, I, H, P;  // P: the width of h, y (the projection's rows; H without one)
+  const void* x;          // checked here, read by the kernels
   const void* w_hh;
+  const void* w_proj;
 };
 
-// T, B, I from x ([T,B,I], or [B,I] for a step) and H from w_hh, checked before anything
-// else is read; every GEMM dimension must fit BLAS's 32-bit integers.
+// T, B, I from x ([T,B,I], or [B,I] for a step), H from w_hh (or P, H from the projection
+// w_proj, nullptr without one), checked before anything else is read; every GEMM
+// dimension must fit BLAS's 32-bit integers.
 template <typename scalar_t>
-Dims recurrent_dims(const py::handle& x, const py::handle& w_hh, const CellSpec& spec, bool sequence) {
+Dims recurrent_dims(const py::handle& x, const py::handle& w_hh, const py::handle* w_proj, const CellSpec& spec,
+                    bool sequence) {
   if (!py::isinstance<py::array>(w_hh)) required<scalar_t>(w_hh, "w_hh", {});
   const auto w = py::reinterpret_borrow<py::array>(w_hh);
   Dims d{};
   if (spec.vector_recurrence) {
     if (w.ndim() != 1) throw py::value_error("w_hh: expected 1-D array (H,), got shape " + shape_of(w));
-    d.H = w.shape(0);
+    d.H = d.P = w.shape(0);
     if (d.H <= 0) throw py::value_error("w_hh: the hidden size (its length) must be positive");
     d.w_hh = checked<scalar_t>(w, "w_hh", {d.H});
+  } else if (w_proj) {
+    const std::string name = spec.proj;
+    if (!py::isinstance<py::array>(*w_proj)) required<scalar_t>(*w_proj, name.c_str(), {});
+    const auto r = py::reinterpret_borrow<py::array>(*w_proj);
+    if (r.ndim() != 2) throw py::value_error(name + ": expected 2-D array (P, H), got shape " + shape_of(r));
+    d.P = r.shape(0);
+    d.H = r.shape(1);
+    if (d.P <= 0 || d.H <= 0)
+      throw py::value_error(name + ": the projection size P and the hidden size H (its dimensions) must be positive");
+    d.w_proj = checked<scalar_t>(r, name.c_str(), {d.P, d.H});
+    d.w_hh = checked<scalar_t>(w, "w_hh", {spec.G * d.H, d.P});
   } else {
     if (w.ndim() != 2) throw py::value_error("w_hh: expected 2-D array (G*H, H), got shape " + shape_of(w));
-    d.H = w.shape(1);
+    d.H = d.P = w.shape(1);
     if (d.H <= 0) throw py::value_error("w_hh: the hidden size (its second dimension) must be positive");
     d.w_hh = checked<scalar_t>(w, "w_hh", {spec.G * d.H, d.H});
   }
@@ -258,8 +280,11 @@ py::object invoke(const Call& call, const py::object* a) {
   const int N = call.N;
   const bool seq = F == Fn::forward || F == Fn::backward;
   const std::string* names = call.names;
-  const Dims d = recurrent_dims<S>(a[call.index_of(Role::x)], a[call.index_of(Role::w_hh)], spec, seq);
-  const index_t T = d.T, B = d.B, I = d.I, H = d.H, NG = spec.G * H;
+  const int proj = call.index_of(Role::w_proj);
+  const Dims d = recurrent_dims<S>(a[call.index_of(Role::x)], a[call.index_of(Role::w_hh)],
+                                   proj < 0 ? nullptr : &a[proj], spec, seq);
+  const index_t T = d.T, B = d.B, I = d.I, H = d.H, P = d.P, NG = spec.G * H;
+  auto width = [&](int k) { return k == 0 ? P : H; };  // of state k
   const S* x = nullptr;
   const S* state_in[rnncore::kMaxStates] = {};
   const S* dstate_in[rnncore::kMaxStates] = {};
@@ -279,16 +304,17 @@ py::object invoke(const Call& call, const py::object* a) {
     const py::object& o = a[i];
     const char* name = names[i].c_str();
     const int k = arg.k;
-    const bool writes = arg.role == Role::dw_ih || arg.role == Role::dw_hh || arg.role == Role::db_ih ||
-                        arg.role == Role::db_hh || arg.role == Role::dextra;
+    const bool writes = arg.role == Role::dw_ih || arg.role == Role::dw_hh || arg.role == Role::dw_proj ||
+                        arg.role == Role::db_ih || arg.role == Role::db_hh || arg.role == Role::dextra;
     if (arg.role != Role::unmixed) (writes ? outputs : inputs).emplace_back(o, name);  // unmixed: below
     switch (arg.role) {
       case Role::x: x = static_cast<const S*>(d.x); break;  // checked by recurrent_dims
       case Role::state_in:
-        state_in[k] = F == Fn::forward ? optional<S>(o, name, {B, H}) : required<S>(o, name, {B, H});
+        state_in[k] = F == Fn::forward ? optional<S>(o, name, {B, width(k)}) : required<S>(o, name, {B, width(k)});
         break;
       case Role::w_ih: p.w_ih = required<S>(o, name, {NG, I}); break;
       case Role::w_hh: p.w_hh = static_cast<const S*>(d.w_hh); break;
+      case Role::w_proj: p.w_hr = static_cast<const S*>(d.w_proj); break;
       case Role::b_ih: std::tie(p.b_ih, p.b_hh) = checked_pair<S>(o, name, a[i + 1], "b_hh", {NG}, "biases", false);
         break;
       case Role::b_hh: break;  // with b_ih
@@ -298,18 +324,22 @@ py::object invoke(const Call& call, const py::object* a) {
         break;
       case Role::lengths: lengths = checked_lengths(o, T, B); break;
       case Role::reverse: reverse = parse_flag(o, name); break;
-      case Role::dy: dy = optional<S>(o, name, {T, B, H}); break;
+      case Role::dy: dy = optional<S>(o, name, {T, B, P}); break;
       case Role::dstate_in:
-        dstate_in[k] = F == Fn::step_backward && k == 0 ? required<S>(o, name, {B, H}) : optional<S>(o, name, {B, H});
+        dstate_in[k] = F == Fn::step_backward && k == 0 ? required<S>(o, name, {B, width(k)})
+                                                        : optional<S>(o, name, {B, width(k)});
         break;
-      case Role::state_out: state_out[k] = required<S>(o, name, seq ? Shape{T + 1, B, H} : Shape{B, H}); break;
+      case Role::state_out:
+        state_out[k] = required<S>(o, name, seq ? Shape{T + 1, B, width(k)} : Shape{B, width(k)});
+        break;
       case Role::saved: {
         const index_t w = spec.saved_buffers[k].width * H;
         saved_in[k] = required<S>(o, name, seq ? Shape{T, B, w} : Shape{B, w});
         break;
       }
       case Role::dw_ih: g.w_ih = required<S>(o, name, {NG, I}, true); break;
-      case Role::dw_hh: g.w_hh = required<S>(o, name, spec.vector_recurrence ? Shape{H} : Shape{NG, H}, true); break;
+      case Role::dw_hh: g.w_hh = required<S>(o, name, spec.vector_recurrence ? Shape{H} : Shape{NG, P}, true); break;
+      case Role::dw_proj: g.w_hr = required<S>(o, name, {P, H}, true); break;
       case Role::db_ih:
         std::tie(g.b_ih, g.b_hh) = checked_pair<S>(o, name, a[i + 1], "db_hh", {NG}, "bias gradients", true);
         break;
@@ -329,11 +359,18 @@ py::object invoke(const Call& call, const py::object* a) {
       case Role::out: out = o; break;
     }
   }
-  // the unmixed states: per state the cell's backward reads, a [T,B,H] (or [B,H]) block
+  // the unmixed states: per state the cell's backward reads, a [T,B,W] (or [B,W]) block, W
+  // those states' width (one width: LSTMP reads c, not its P-wide h)
   S* unmixed[rnncore::kMaxStates] = {};
   if (call.index_of(Role::unmixed) >= 0) {
     int R = 0;
-    for (int k = 0; k < spec.states; ++k) R += spec.step_reads_next[k];
+    index_t W = H;
+    for (int k = 0; k < spec.states; ++k)
+      if (spec.step_reads_next[k]) {
+        W = R ? W : width(k);
+        if (width(k) != W) throw py::value_error("unmixed: the states the cell's backward reads differ in width");
+        ++R;
+      }
     const bool needed = reg.zoneout_on() && R > 0;
     if (needed && unmixed_arg.is_none())
       throw py::value_error("unmixed: required with zoneout > 0 (the new states before mixing, which backward reads)");
@@ -341,12 +378,12 @@ py::object invoke(const Call& call, const py::object* a) {
       throw py::value_error(std::string("unmixed: expected None ") +
                             (R ? "without zoneout" : "(this cell's backward reads no new state)"));
     const bool writes = F == Fn::forward || F == Fn::step_forward;
-    S* base = optional<S>(unmixed_arg, "unmixed", seq ? Shape{R, T, B, H} : Shape{R, B, H}, writes);
+    S* base = optional<S>(unmixed_arg, "unmixed", seq ? Shape{R, T, B, W} : Shape{R, B, W}, writes);
     (writes ? outputs : inputs).emplace_back(unmixed_arg, "unmixed");
     for (int k = 0, r = 0; base && k < spec.states; ++k)
-      if (spec.step_reads_next[k]) unmixed[k] = base + (r++) * (seq ? T : 1) * B * H;
+      if (spec.step_reads_next[k]) unmixed[k] = base + (r++) * (seq ? T : 1) * B * W;
   }
-  const Cell cell = Cell::make(option, p.extra != nullptr);
+  const Cell cell = Cell::make(option, p.extra != nullptr, P);
   // The outputs: y, the states, the saved buffers (forward); dx, the states' gradients
   // (backward). A sequence's states are histories; a step's gradients are *_prev.
   struct Out {
@@ -355,13 +392,13 @@ py::object invoke(const Call& call, const py::object* a) {
   };
   std::vector<Out> outs;
   const std::string gsuffix = seq ? "0" : "_prev";
-  if (F == Fn::forward) outs.push_back({"y", {T, B, H}});
+  if (F == Fn::forward) outs.push_back({"y", {T, B, P}});
   if (F == Fn::backward || F == Fn::step_backward) outs.push_back({"dx", seq ? Shape{T, B, I} : Shape{B, I}});
   for (int k = 0; k < spec.states; ++k) {
     const std::string s = spec.state_names[k];
-    if (F == Fn::forward) outs.push_back({s, {T + 1, B, H}});
-    if (F == Fn::step_forward) outs.push_back({s, {B, H}});
-    if (F == Fn::backward || F == Fn::step_backward) outs.push_back({"d" + s + gsuffix, {B, H}});
+    if (F == Fn::forward) outs.push_back({s, {T + 1, B, width(k)}});
+    if (F == Fn::step_forward) outs.push_back({s, {B, width(k)}});
+    if (F == Fn::backward || F == Fn::step_backward) outs.push_back({"d" + s + gsuffix, {B, width(k)}});
   }
   for (int k = 0; k < spec.saved; ++k) {
     const index_t w = spec.saved_buffers[k].width * H;

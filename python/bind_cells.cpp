@@ -67,15 +67,16 @@ std::string shapes_doc(const CellSpec& spec, Fn f) {
   const bool seq = f == Fn::forward || f == Fn::backward;
   std::vector<std::string> parts;
   auto width = [](index_t w) { return w == 1 ? std::string("H") : std::to_string(w) + "H"; };
-  if (f == Fn::forward) parts.push_back("y [T,B,H]");
+  const std::string P = spec.proj ? "P" : "H";  // the width of h and y
+  if (f == Fn::forward) parts.push_back("y [T,B," + P + "]");
   if (f == Fn::backward) parts.push_back("dx [T,B,I]");
   if (f == Fn::step_backward) parts.push_back("dx [B,I]");
   for (int k = 0; k < spec.states; ++k) {
-    const std::string s = spec.state_names[k];
-    if (f == Fn::forward) parts.push_back(s + " [T+1,B,H]");
-    if (f == Fn::step_forward) parts.push_back(s + " [B,H]");
-    if (f == Fn::backward) parts.push_back("d" + s + "0 [B,H]");
-    if (f == Fn::step_backward) parts.push_back("d" + s + "_prev [B,H]");
+    const std::string s = spec.state_names[k], w = k == 0 ? P : "H";
+    if (f == Fn::forward) parts.push_back(s + " [T+1,B," + w + "]");
+    if (f == Fn::step_forward) parts.push_back(s + " [B," + w + "]");
+    if (f == Fn::backward) parts.push_back("d" + s + "0 [B," + w + "]");
+    if (f == Fn::step_backward) parts.push_back("d" + s + "_prev [B," + w + "]");
   }
   if (f == Fn::forward || f == Fn::step_forward)
     for (int k = 0; k < spec.saved; ++k)
@@ -92,6 +93,7 @@ void bind_cells(py::module_& m) {
   options.disable_function_signatures();
   bind_cell<rnncore::ElmanCell>(m, "Elman RNN");
   bind_cell<rnncore::LstmCell>(m, "LSTM");
+  bind_cell<rnncore::LstmProjCell>(m, "LSTM with a projection of h (torch.nn.LSTM's proj_size)");
   bind_cell<rnncore::GruCell>(m, "GRU");
   bind_cell<rnncore::IndrnnCell>(m, "IndRNN");
 }

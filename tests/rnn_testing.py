@@ -47,14 +47,15 @@ def random_problem(layer, T, B, rng, with_state=True):
     """x in the layer's layout, initial states (or None), loss weights for y and the final states."""
     dt = layer.dtype
     I, H = layer.input_size, layer.hidden_size
+    P = getattr(layer, "proj_size", 0) or H  # h's width (LSTM with a projection: P)
     LD = layer.num_layers * layer.num_directions
     x_shape = (B, T, I) if layer.batch_first else (T, B, I)
-    y_shape = x_shape[:2] + (layer.num_directions * H,)
+    y_shape = x_shape[:2] + (layer.num_directions * P,)
     x = rng.standard_normal(x_shape).astype(dt)
-    k = n_states_of(layer)
-    states = [rng.standard_normal((LD, B, H)).astype(dt) for _ in range(k)] if with_state else None
+    widths = (P, H)[:n_states_of(layer)]
+    states = [rng.standard_normal((LD, B, w)).astype(dt) for w in widths] if with_state else None
     wy = rng.standard_normal(y_shape).astype(dt)
-    wstates = [rng.standard_normal((LD, B, H)).astype(dt) for _ in range(k)]
+    wstates = [rng.standard_normal((LD, B, w)).astype(dt) for w in widths]
     return x, states, wy, wstates
 
 

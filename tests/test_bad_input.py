@@ -19,6 +19,7 @@ def z(*shape, dtype=F):
 
 
 T, B, I, H = 3, 2, 4, 5
+P = 3  # LSTM's projection (lstmp_*)
 
 
 def core_calls():
@@ -30,7 +31,26 @@ def core_calls():
     hs, cs, gs = _core.lstm_step_forward(z(B, I), z(B, H), z(B, H), z(4 * H, I), z(4 * H, H), z(4 * H), z(4 * H))
     hgs, ggs, hngs = _core.gru_step_forward(z(B, I), z(B, H), z(3 * H, I), z(3 * H, H), z(3 * H), z(3 * H))
     yi, hi = _core.indrnn_forward(z(T, B, I), z(B, H), z(H, I), z(H), z(H), z(H))
+    yp, hp, cp, gp, mp = _core.lstmp_forward(z(T, B, I), z(B, P), z(B, H), z(4 * H, I), z(4 * H, P), z(P, H),
+                                             z(4 * H), z(4 * H))
+    hps, cps, gps, mps = _core.lstmp_step_forward(z(B, I), z(B, P), z(B, H), z(4 * H, I), z(4 * H, P), z(P, H),
+                                                  z(4 * H), z(4 * H))
     return {
+        "lstmp_forward": (_core.lstmp_forward, dict(
+            x=z(T, B, I), h0=z(B, P), c0=z(B, H), w_ih=z(4 * H, I), w_hh=z(4 * H, P), w_hr=z(P, H), b_ih=z(4 * H),
+            b_hh=z(4 * H), w_ch=z(3 * H), lengths=np.array([3, 1])), ()),
+        "lstmp_backward": (_core.lstmp_backward, dict(
+            dy=z(T, B, P), dh_n=z(B, P), dc_n=z(B, H), x=z(T, B, I), h=hp, c=cp, gates=gp, m=mp, w_ih=z(4 * H, I),
+            w_hh=z(4 * H, P), w_hr=z(P, H), w_ch=z(3 * H), lengths=np.array([3, 1]), reverse=False,
+            dw_ih=z(4 * H, I), dw_hh=z(4 * H, P), dw_hr=z(P, H), db_ih=z(4 * H), db_hh=z(4 * H), dw_ch=z(3 * H)),
+            ("dw_ih", "dw_hh", "dw_hr", "db_ih", "db_hh", "dw_ch")),
+        "lstmp_step_forward": (_core.lstmp_step_forward, dict(
+            x=z(B, I), h_prev=z(B, P), c_prev=z(B, H), w_ih=z(4 * H, I), w_hh=z(4 * H, P), w_hr=z(P, H),
+            b_ih=z(4 * H), b_hh=z(4 * H), w_ch=z(3 * H)), ()),
+        "lstmp_step_backward": (_core.lstmp_step_backward, dict(
+            dh=z(B, P), dc=z(B, H), x=z(B, I), h_prev=z(B, P), c_prev=z(B, H), c=cps, gates=gps, m=mps,
+            w_ih=z(4 * H, I), w_hh=z(4 * H, P), w_hr=z(P, H), w_ch=None, dw_ih=z(4 * H, I), dw_hh=z(4 * H, P),
+            dw_hr=z(P, H), db_ih=z(4 * H), db_hh=z(4 * H), dw_ch=None), ("dw_ih", "dw_hh", "dw_hr", "db_ih", "db_hh")),
         "lstm_forward": (_core.lstm_forward, dict(
             x=z(T, B, I), h0=z(B, H), c0=z(B, H), w_ih=z(4 * H, I), w_hh=z(4 * H, H), b_ih=z(4 * H), b_hh=z(4 * H),
             w_ch=z(3 * H), lengths=np.array([3, 1])), ()),
@@ -122,7 +142,8 @@ for fname, (fn, kwargs, outputs) in CALLS.items():
 # changes that are still valid calls: a forward's T is free (lengths stay within it), and
 # the class axis of softmax is free (the targets stay within it), and softmax takes either
 # precision (its only float argument sets it)
-LEGAL = {(f, "x", "dim0+1") for f in ("lstm_forward", "elman_forward", "gru_forward", "indrnn_forward")} | {
+LEGAL = {(f, "x", "dim0+1") for f in ("lstm_forward", "lstmp_forward", "elman_forward", "gru_forward",
+                                       "indrnn_forward")} | {
     ("softmax_xent_forward", "logits", "dim1+1"), ("softmax_xent_backward", "probs", "dim1+1"),
     ("softmax_xent_forward", "logits", "float64"), ("softmax_xent_backward", "probs", "float64")}
 
@@ -273,3 +294,56 @@ def test_heads_losses_and_optimizers_name_bad_arguments():
         rnncore.Sequential(rnncore.LSTM(2, 3), object())
     with pytest.raises(TypeError, match="mixed dtypes"):
         rnncore.Sequential(rnncore.LSTM(2, 3), rnncore.Linear(3, 2, dtype=np.float64))
+
+
+# ---- LSTM's proj_size ----------------------------------------------------------------------------
+@pytest.mark.parametrize("value,exc,match", [
+    (-1, ValueError, "proj_size: expected 0 .* got -1"),
+    (5, ValueError, r"proj_size: must be smaller than hidden_size \(5\), got 5"),
+    (7, ValueError, "hidden_size"),
+    (2.0, TypeError, "proj_size: expected an int"),
+    (True, TypeError, "proj_size: expected an int"),
+    (np.bool_(True), TypeError, "proj_size: expected an int"),
+    ("2", TypeError, "proj_size"),
+    (None, TypeError, "proj_size"),
+])
+@pytest.mark.parametrize("cls", [rnncore.LSTM, rnncore.LSTMCell])
+def test_bad_proj_size(cls, value, exc, match):
+    with pytest.raises(exc, match=match):
+        cls(I, H, proj_size=value)
+
+
+def test_proj_size_accepts_numpy_ints_and_zero():
+    assert rnncore.LSTM(I, H, proj_size=np.int64(2)).proj_size == 2
+    assert rnncore.LSTM(I, H, proj_size=0).spec is rnncore.LSTM.spec
+
+
+def test_projected_states_of_the_wrong_shape(backend):
+    layer = rnncore.LSTM(I, H, num_layers=2, proj_size=P, backend=backend)
+    x = z(T, B, I)
+    with pytest.raises(ValueError, match=r"^h0: expected shape \(2, 2, 3\)"):
+        layer.forward(x, (z(2, B, H), None))  # h is P wide
+    with pytest.raises(ValueError, match=r"^c0: expected shape \(2, 2, 5\)"):
+        layer.forward(x, (None, z(2, B, P)))  # c stays H wide
+    layer.forward(x)
+    with pytest.raises(ValueError, match="^dy"):
+        layer.backward(z(T, B, H))
+    with pytest.raises(ValueError, match="^dh_n"):
+        layer.backward(None, (z(2, B, H), None))
+    cell = rnncore.LSTMCell(I, H, proj_size=P, backend=backend)
+    with pytest.raises(ValueError, match="^h: expected shape"):
+        cell.forward(z(B, I), (z(B, H), z(B, H)))
+    with pytest.raises(ValueError, match="^c: expected shape"):
+        cell.forward(z(B, I), (z(B, P), z(B, P)))
+
+
+def test_core_projection_shapes_name_the_argument():
+    fn, kwargs, _ = CALLS["lstmp_forward"]
+    with pytest.raises(ValueError, match=r"^w_hh: expected shape \(20, 3\)"):
+        fn(**dict(kwargs, w_hh=z(4 * H, H)))
+    with pytest.raises(ValueError, match=r"^w_hr: expected 2-D array \(P, H\)"):
+        fn(**dict(kwargs, w_hr=z(P)))
+    with pytest.raises(ValueError, match="^w_hr: the projection size P"):
+        fn(**dict(kwargs, w_hr=z(0, H), w_hh=z(4 * H, 0)))
+    with pytest.raises(ValueError, match="^h0"):
+        fn(**dict(kwargs, h0=z(B, H)))

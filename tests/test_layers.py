@@ -100,7 +100,7 @@ def test_unknown_nonlinearity_raises():
 
 def test_unknown_keyword_raises():
     with pytest.raises(TypeError):
-        rnncore.LSTM(3, 4, proj_size=2)
+        rnncore.LSTM(3, 4, proj_sizes=2)
 
 
 # ---- forward/backward semantics -------------------------------------------------------

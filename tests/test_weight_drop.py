@@ -7,9 +7,9 @@ import pytest
 import rnncore
 from rnn_testing import FD_TOL, analytic, assert_close, make_layer, numeric, pack, random_problem
 
-KINDS = [("rnn", {}), ("lstm", {}), ("lstm", {"peephole": True}), ("gru", {}), ("gru", {"reset_after": False}),
+KINDS = [("rnn", {}), ("lstm", {}), ("lstm", {"peephole": True}), ("lstm", {"proj_size": 2}), ("gru", {}), ("gru", {"reset_after": False}),
          ("indrnn", {})]
-KIND_IDS = ["rnn", "lstm", "lstm-peephole", "gru", "gru-cho", "indrnn"]
+KIND_IDS = ["rnn", "lstm", "lstm-peephole", "lstm-proj", "gru", "gru-cho", "indrnn"]
 T, B, I, H = 6, 3, 4, 5
 
 

@@ -11,8 +11,10 @@ from rnn_testing import (CELLS, FD_TOL, analytic, assert_close, make_layer, nume
                          rel_err, unpack)
 
 KINDS = [("rnn", {}), ("rnn", {"nonlinearity": "relu"}), ("lstm", {}), ("lstm", {"peephole": True}),
+         ("lstm", {"proj_size": 2}), ("lstm", {"proj_size": 2, "peephole": True}),
          ("gru", {}), ("gru", {"reset_after": False}), ("indrnn", {})]
-KIND_IDS = ["rnn", "rnn-relu", "lstm", "lstm-peephole", "gru", "gru-cho", "indrnn"]
+KIND_IDS = ["rnn", "rnn-relu", "lstm", "lstm-peephole", "lstm-proj", "lstm-proj-peephole", "gru", "gru-cho",
+            "indrnn"]
 OPTIONS = {"zoneout": {"zoneout": 0.3}, "dropout": {"recurrent_dropout": 0.4},
            "both": {"zoneout": 0.3, "recurrent_dropout": 0.4}}
 STRUCTURES = {
@@ -20,6 +22,8 @@ STRUCTURES = {
     "bidir-lengths": ({"bidirectional": True}, [6, 1, 4]),
     "stacked": ({"num_layers": 2, "dropout": 0.2}, None),
     "checkpointed-bidir-lengths": ({"bidirectional": True, "checkpoint_every": 2}, [6, 0, 3]),
+    # weight drop masks w_hh before the kernels, the regularisers act inside them
+    "weight-drop-checkpointed-lengths": ({"weight_drop": 0.3, "checkpoint_every": 4}, [6, 2, 5]),
 }
 T, B, I, H = 6, 3, 4, 5
 native = pytest.mark.skipif(not rnncore.backend_available("native"), reason="native backend not built")
@@ -109,6 +113,35 @@ def test_lstm_zoneout_by_hand_mixes_h_and_c_with_their_own_masks(backend):
     np.testing.assert_allclose(c_n[0], c, rtol=0, atol=1e-13)
 
 
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_projected_lstm_by_hand(backend, training):
+    """proj_size=P: zoneout mixes the projected h (P units, its own mask) and c (H units);
+    the dropout mask covers the P units of h entering weight_hh [4H,P]."""
+    z, p, P = 0.4, 0.3, 3
+    layer = rnncore.LSTM(I, H, proj_size=P, dtype=np.float64, backend=backend, seed=0, zoneout=z,
+                         recurrent_dropout=p)
+    layer.train(training)
+    rng = np.random.default_rng(12)
+    x, h0, c0 = rng.standard_normal((T, B, I)), rng.standard_normal((1, B, P)), rng.standard_normal((1, B, H))
+    layer.rng = np.random.default_rng(13)
+    y, (h_n, c_n) = layer.forward(x, (h0, c0))
+    (seed,) = _seeds(13, 1)
+    W = layer.params
+    M = _dropout_mask(seed, B, P, p) if training else np.ones((B, P))
+    h, c = h0[0], c0[0]
+    for t in range(T):
+        a = x[t] @ W["weight_ih_l0"].T + W["bias_ih_l0"] + (h * M) @ W["weight_hh_l0"].T + W["bias_hh_l0"]
+        i, f, g, o = sigmoid(a[:, :H]), sigmoid(a[:, H:2 * H]), np.tanh(a[:, 2 * H:3 * H]), sigmoid(a[:, 3 * H:])
+        c_new = f * c + i * g
+        h_new = (o * np.tanh(c_new)) @ W["weight_hr_l0"].T
+        mh = _zoneout_mask(seed, 0, t, B, P, z) if training else z
+        mc = _zoneout_mask(seed, 1, t, B, H, z) if training else z
+        h, c = mh * h + (1 - mh) * h_new, mc * c + (1 - mc) * c_new
+        np.testing.assert_allclose(y[t], h, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(h_n[0], h, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(c_n[0], c, rtol=0, atol=1e-13)
+
+
 @pytest.mark.parametrize("reset_after", [True, False])
 def test_gru_recurrent_dropout_by_hand(backend, reset_after):
     """The mask is on the state entering the products (and in r * h for the Cho form);
@@ -150,19 +183,26 @@ def test_reference_masks_are_the_documented_hash():
 
 def _kernel_run(ops, kind, opts, reg, x, states0, w, lengths, reverse, dy, dstates_n):
     """Forward then backward of one direction through the kernels of ops; returns every
-    output and gradient by name."""
-    name = {"rnn": "elman"}.get(kind, kind)
+    output and gradient by name. w: w_ih, w_hh, b_ih, b_hh, w_ch, w_hr (LSTMP: the lstmp
+    kernels, which take w_hr after w_hh and dw_hr after dw_hh)."""
+    name = {"rnn": "elman"}.get(kind, kind) + ("p" if w[5] is not None else "")
     fwd, bwd = getattr(ops, f"{name}_forward"), getattr(ops, f"{name}_backward")
     extra = {"rnn": (opts.get("nonlinearity", "tanh"),), "indrnn": ("relu",), "lstm": (w[4],),
              "gru": (opts.get("reset_after", True),)}[kind]
+    proj = () if w[5] is None else (w[5],)
     R = 0 if kind == "gru" else 1
-    unmixed = np.zeros((R, *x.shape[:2], w[1].shape[-1])) if reg.get("zoneout", 0) > 0 and R else None
-    out = fwd(x, *states0, *w[:4], *extra, lengths, reverse, unmixed=unmixed, **reg)
+    # (the new states the cell's backward reads: h for the Elman RNN and IndRNN, c for the
+    # LSTM, H wide with a projection too)
+    unmixed = np.zeros((R, *x.shape[:2], H)) if reg.get("zoneout", 0) > 0 and R else None
+    out = fwd(x, *states0, w[0], w[1], *proj, *w[2:4], *extra, lengths, reverse, unmixed=unmixed, **reg)
     S = len(states0)
     grads = [np.zeros_like(a) for a in w[:4]]
     if kind == "lstm":
         grads.append(None if w[4] is None else np.zeros_like(w[4]))
-    back = bwd(dy, *dstates_n, x, *out[1:], w[0], w[1], *extra, lengths, reverse, *grads, unmixed=unmixed, **reg)
+    dproj = [np.zeros_like(a) for a in proj]
+    back = bwd(dy, *dstates_n, x, *out[1:], w[0], w[1], *proj, *extra, lengths, reverse, grads[0], grads[1], *dproj,
+               *grads[2:], unmixed=unmixed, **reg)
+    grads += dproj
     res = {"y": out[0], **{f"state{k}": s for k, s in enumerate(out[1:1 + S])},
            **{f"d{k}": d for k, d in enumerate(back)}, **{f"g{k}": g for k, g in enumerate(grads) if g is not None}}
     if unmixed is not None and lengths is None:  # (padded steps: unspecified in both)
@@ -179,13 +219,15 @@ def test_native_matches_reference(kind, opts, option, training, lengths, reverse
     from rnncore import _core, reference
     rng = np.random.default_rng(11)
     G, S = {"rnn": 1, "indrnn": 1, "gru": 3, "lstm": 4}[kind], 2 if kind == "lstm" else 1
+    P = opts.get("proj_size") or H  # the width of h (LSTMP: the projection's)
     x = rng.standard_normal((T, B, I))
     w = [rng.standard_normal((G * H, I)) * 0.5,
-         rng.standard_normal(H) * 0.5 if kind == "indrnn" else rng.standard_normal((G * H, H)) * 0.5,
+         rng.standard_normal(H) * 0.5 if kind == "indrnn" else rng.standard_normal((G * H, P)) * 0.5,
          rng.standard_normal(G * H), rng.standard_normal(G * H),
-         rng.standard_normal(3 * H) * 0.5 if opts.get("peephole") else None]
-    states0 = [rng.standard_normal((B, H)) for _ in range(S)]
-    dy, dstates_n = rng.standard_normal((T, B, H)), [rng.standard_normal((B, H)) for _ in range(S)]
+         rng.standard_normal(3 * H) * 0.5 if opts.get("peephole") else None,
+         rng.standard_normal((P, H)) * 0.5 if opts.get("proj_size") else None]
+    states0 = [rng.standard_normal((B, P if k == 0 else H)) for k in range(S)]
+    dy, dstates_n = rng.standard_normal((T, B, P)), [rng.standard_normal((B, P if k == 0 else H)) for k in range(S)]
     reg = dict(OPTIONS[option], seed=2 ** 63 + 12345, t0=7, training=training)
     lengths = None if lengths is None else np.array(lengths, np.int64)
     got = _kernel_run(_core, kind, opts, reg, x, states0, w, lengths, reverse, dy, dstates_n)
@@ -303,6 +345,21 @@ def test_checkpointed_draws_the_masks_of_the_whole_sequence(backend, kind, opts,
         assert_close(got[name], want[name], 1e-12, name)
 
 
+@pytest.mark.parametrize("kind,opts", [("lstm", {"proj_size": 2}), ("gru", {}), ("rnn", {})],
+                         ids=["lstm-proj", "gru", "rnn"])
+def test_checkpointed_with_weight_drop_matches_the_full_path(backend, kind, opts):
+    """Weight drop masks w_hh once per pass (before the kernels); the regularisers run
+    inside every segment from its absolute first step: the full path's results."""
+    layer_opts = dict(bidirectional=True, weight_drop=0.4, **opts, **OPTIONS["both"])
+    full = make_layer(kind, I, H, backend=backend, **layer_opts)
+    ckpt = make_layer(kind, I, H, backend=backend, checkpoint_every=2, **layer_opts)
+    x, states, wy, ws = random_problem(full, T, B, np.random.default_rng(21))
+    want, got = _run(full, x, states, [6, 3, 1], wy, ws), _run(ckpt, x, states, [6, 3, 1], wy, ws)
+    np.testing.assert_array_equal(got["y"], want["y"])
+    for name in want:
+        assert_close(got[name], want[name], 1e-12, name)
+
+
 def test_reseeding_reproduces_the_masks_and_each_pass_draws_new_ones(backend):
     layer = rnncore.GRU(I, H, dtype=np.float64, backend=backend, seed=0, zoneout=0.3, recurrent_dropout=0.3)
     x = np.random.default_rng(0).standard_normal((T, B, I))
@@ -345,9 +402,9 @@ def test_native_threads_match_the_reference(forced_threads, kind, opts, threads,
 
 # ---- one-step cells ------------------------------------------------------------------------
 
-CELL_KINDS = [("rnn", {}), ("lstm", {}), ("lstm", {"peephole": True}), ("gru", {}), ("gru", {"reset_after": False}),
-              ("indrnn", {})]
-CELL_IDS = ["rnn", "lstm", "lstm-peephole", "gru", "gru-cho", "indrnn"]
+CELL_KINDS = [("rnn", {}), ("lstm", {}), ("lstm", {"peephole": True}), ("lstm", {"proj_size": 2}),
+              ("gru", {}), ("gru", {"reset_after": False}), ("indrnn", {})]
+CELL_IDS = ["rnn", "lstm", "lstm-peephole", "lstm-proj", "gru", "gru-cho", "indrnn"]
 
 
 def _cell_loss(cell, xs, state, wy, seed):
@@ -364,14 +421,15 @@ def _cell_loss(cell, xs, state, wy, seed):
 @pytest.mark.parametrize("option", list(OPTIONS))
 def test_cells_gradients_match_finite_differences(backend, kind, opts, option):
     cell = CELLS[kind](2, 3, dtype=np.float64, backend=backend, seed=0, **opts, **OPTIONS[option])
+    P = opts.get("proj_size") or 3  # the width of h
     rng = np.random.default_rng(6)
-    xs, wy = rng.standard_normal((4, B, 2)), rng.standard_normal((4, B, 3))
+    xs, wy = rng.standard_normal((4, B, 2)), rng.standard_normal((4, B, P))
     lstm = kind == "lstm"
-    s0 = tuple(rng.standard_normal((B, 3)) for _ in range(2 if lstm else 1))
+    s0 = tuple(rng.standard_normal((B, P if k == 0 else 3)) for k in range(2 if lstm else 1))
     state0 = s0 if lstm else s0[0]
     cell.zero_grad()
     _cell_loss(cell, xs, state0, wy, 8)
-    dstate = (np.zeros((B, 3)), np.zeros((B, 3))) if lstm else np.zeros((B, 3))
+    dstate = (np.zeros((B, P)), np.zeros((B, 3))) if lstm else np.zeros((B, 3))
     dxs = []
     for t in reversed(range(4)):  # the loss's share at step t plus what step t+1 sent back
         dstate = (dstate[0] + wy[t], dstate[1]) if lstm else dstate + wy[t]
@@ -476,8 +534,9 @@ class _Seeds:
         return np.uint64(next(self._seeds))
 
 
-TORCH_KINDS = [("rnn", "RNN", {}), ("lstm", "LSTM", {}), ("gru", "GRU", {}), ("gru", "GRU", {"reset_after": False})]
-TORCH_IDS = ["rnn", "lstm", "gru", "gru-cho"]
+TORCH_KINDS = [("rnn", "RNN", {}), ("lstm", "LSTM", {}), ("lstm", "LSTM", {"proj_size": 2}), ("gru", "GRU", {}),
+               ("gru", "GRU", {"reset_after": False})]
+TORCH_IDS = ["rnn", "lstm", "lstm-proj", "gru", "gru-cho"]
 
 
 @pytest.mark.parametrize("kind,cls,opts", TORCH_KINDS, ids=TORCH_IDS)
@@ -513,11 +572,15 @@ def test_torch_modules_match_the_layers(backend, kind, cls, opts, option, traini
         assert_close(p.grad.numpy(), want[name], 1e-12, name)
 
 
-@pytest.mark.parametrize("cls", ["RNN", "LSTM", "GRU"])
-def test_torch_modules_gradcheck_with_the_masks_fixed(backend, cls):
+@pytest.mark.parametrize("cls,opts", [("RNN", {}), ("LSTM", {}), ("LSTM", {"proj_size": 2}), ("GRU", {}),
+                                      ("GRU", {"checkpoint_every": 2, "weight_drop": 0.3}),
+                                      ("LSTM", {"proj_size": 2, "checkpoint_every": 2, "weight_drop": 0.3})],
+                         ids=["rnn", "lstm", "lstm-proj", "gru", "gru-ckpt-weightdrop", "lstm-proj-ckpt-weightdrop"])
+def test_torch_modules_gradcheck_with_the_masks_fixed(backend, cls, opts):
     torch = pytest.importorskip("torch")
     rt = pytest.importorskip("rnncore.torch")
-    module = getattr(rt, cls)(2, 3, bidirectional=True, dtype=torch.float64, backend=backend, **OPTIONS["both"])
+    module = getattr(rt, cls)(2, 3, bidirectional=True, dtype=torch.float64, backend=backend, **opts,
+                              **OPTIONS["both"])
     names = [n for n, _ in module.named_parameters()]
     x = torch.randn(5, 3, 2, dtype=torch.float64, requires_grad=True)
 
@@ -527,3 +590,29 @@ def test_torch_modules_gradcheck_with_the_masks_fixed(backend, cls):
         return y
 
     assert torch.autograd.gradcheck(run, (x, *module.parameters()))
+
+
+@pytest.mark.parametrize("kind,cls,opts", TORCH_KINDS, ids=TORCH_IDS)
+@pytest.mark.parametrize("weight_drop", [0.0, 0.3], ids=["", "weight-drop"])
+def test_torch_checkpointed_matches_the_full_path(backend, kind, cls, opts, weight_drop):
+    """rnncore.torch's checkpoint_every with zoneout and recurrent dropout (and weight drop):
+    each segment runs with its pass's seed and absolute first step, in forward and in the
+    recomputation of backward, so the results are the full path's."""
+    torch = pytest.importorskip("torch")
+    rt = pytest.importorskip("rnncore.torch")
+    modules = [getattr(rt, cls)(I, H, num_layers=2, bidirectional=True, dtype=torch.float64, backend=backend,
+                                weight_drop=weight_drop, checkpoint_every=every, **opts, **OPTIONS["both"])
+               for every in (None, 2)]
+    modules[1].load_state_dict(modules[0].state_dict())
+    x = np.random.default_rng(5).standard_normal((T, B, I))
+    res = []
+    for module in modules:
+        torch.manual_seed(11)
+        xt = torch.tensor(x, requires_grad=True)
+        y, _ = module(xt, lengths=[6, 1, 4])
+        (y * torch.linspace(-1, 1, y.numel(), dtype=torch.float64).reshape(y.shape)).sum().backward()
+        res.append({"y": y.detach().numpy(), "dx": xt.grad.numpy(),
+                    **{n: p.grad.numpy().copy() for n, p in module.named_parameters()}})
+    np.testing.assert_array_equal(res[1]["y"], res[0]["y"])
+    for name in res[0]:
+        assert_close(res[1][name], res[0][name], 1e-12, name)

@@ -20,12 +20,12 @@ namespace rnncore {
 template <typename scalar_t_>
 struct ElmanCell : MatrixCell<scalar_t_, 1> {
   using scalar_t = scalar_t_;
-  static constexpr CellSpec spec = {"elman", 1, 1, {"h"}, 0, {}, -1, {nullptr, 0},
+  static constexpr CellSpec spec = {"elman", 1, 1, {"h"}, 0, {}, -1, {nullptr, 0}, nullptr,
                                     OptionKind::activation, "nonlinearity", static_cast<int>(Activation::tanh),
                                     false, {true}};
   Activation act;
 
-  static ElmanCell make(int option, bool) { return {{}, static_cast<Activation>(option)}; }
+  static ElmanCell make(int option, bool, index_t) { return {{}, static_cast<Activation>(option)}; }
   // a_t += hin_{t-1} @ w_hh.T, into y_t, which holds the projection
   void forward_product(const FwdStep<scalar_t>& s, int) const { s.product(0, 0, s.hin, s.H, s.y, s.H, true); }
   void forward_pointwise(const FwdStep<scalar_t>& s, int part, index_t r0, index_t r1) const;

@@ -38,11 +38,11 @@ namespace rnncore {
 template <typename scalar_t_>
 struct GruCell : MatrixCell<scalar_t_, 3> {
   using scalar_t = scalar_t_;
-  static constexpr CellSpec spec = {"gru", 3, 1, {"h"}, 2, {{"gates", 3}, {"hn", 1}}, 0, {nullptr, 0},
+  static constexpr CellSpec spec = {"gru", 3, 1, {"h"}, 2, {{"gates", 3}, {"hn", 1}}, 0, {nullptr, 0}, nullptr,
                                     OptionKind::flag, "reset_after", 1, false, {false}};
   bool reset_after;
 
-  static GruCell make(int option, bool) { return {{}, option != 0}; }
+  static GruCell make(int option, bool, index_t) { return {{}, option != 0}; }
   int forward_parts() const { return reset_after ? 1 : 2; }
   int backward_parts() const { return reset_after ? 2 : 3; }
   int grad_buffers() const { return reset_after ? 2 : 1; }  // dax and dah differ in the n block
@@ -50,8 +50,8 @@ struct GruCell : MatrixCell<scalar_t_, 3> {
   index_t backward_scratch_ld(index_t H) const { return reset_after ? 0 : H; }      // drh
   int views(bool backward, RecurrentView* v, index_t H) const {
     if (!backward || reset_after) return MatrixCell<scalar_t, 3>::views(backward, v, H);
-    v[0] = {2 * H, false, H, 1};  // w_hn
-    v[1] = {0, false, 2 * H, 1};  // w_h{r,z}
+    v[0] = {2 * H, false, H, 1, H, H, false};  // w_hn
+    v[1] = {0, false, 2 * H, 1, H, H, false};  // w_h{r,z}
     return 2;
   }
   // The projection adds b_ih and b_hh, but for b_hn when the reset multiplies w_hn h + b_hn.
@@ -79,9 +79,9 @@ struct GruCell : MatrixCell<scalar_t_, 3> {
   }
   void weight_grad(const Tail<scalar_t>& t) const {
     const index_t H = t.H, N = 3 * H;
-    if (reset_after) return weight_grad_gemm(t, t.dw_hh, N, t.dgate[1], N, t.h_in);
-    weight_grad_gemm(t, t.dw_hh, 2 * H, t.dgate[0], N, t.h_in);
-    weight_grad_gemm(t, t.dw_hh + 2 * H * H, H, t.dgate[0] + 2 * H, N, t.saved[1]);
+    if (reset_after) return weight_grad_gemm(t, t.dw_hh, N, t.dgate[1], N, t.h_in, H);
+    weight_grad_gemm(t, t.dw_hh, 2 * H, t.dgate[0], N, t.h_in, H);
+    weight_grad_gemm(t, t.dw_hh + 2 * H * H, H, t.dgate[0] + 2 * H, N, t.saved[1], H);
   }
   void forward_pointwise(const FwdStep<scalar_t>& s, int part, index_t r0, index_t r1) const;
   void backward_pointwise(const BwdStep<scalar_t>& s, int part, index_t r0, index_t r1) const;

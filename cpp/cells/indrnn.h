@@ -24,13 +24,13 @@ namespace rnncore {
 template <typename scalar_t_>
 struct IndrnnCell : MatrixCell<scalar_t_, 1> {
   using scalar_t = scalar_t_;
-  static constexpr CellSpec spec = {"indrnn", 1, 1, {"h"}, 0, {}, -1, {nullptr, 0},
+  static constexpr CellSpec spec = {"indrnn", 1, 1, {"h"}, 0, {}, -1, {nullptr, 0}, nullptr,
                                     OptionKind::activation, "nonlinearity", static_cast<int>(Activation::relu),
                                     true, {true}};
   static constexpr bool elementwise = true;
   Activation act;
 
-  static IndrnnCell make(int option, bool) { return {{}, static_cast<Activation>(option)}; }
+  static IndrnnCell make(int option, bool, index_t) { return {{}, static_cast<Activation>(option)}; }
   int backward_parts() const { return 1; }
   int views(bool, RecurrentView*, index_t) const { return 0; }
   // The input projection is the work to share (the loop is B*H per step).

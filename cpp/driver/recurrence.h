@@ -20,10 +20,15 @@
 //                rows pass the state gradient through and get zero gate gradients
 //              dw_ih += dA.T @ x, dw_hh += (cell's), db += sums of dA, dx = dA @ w_ih
 //
+// Widths: h (state 0), y and their gradients are P = Cell::out_width(H) wide, H but for
+// LSTMP (h projected by w_hr [P,H]); every other state is H wide. Below, "[.., H]" of a
+// state means its width.
+//
 // Zoneout and variational recurrent dropout (Regularise, regularise.h) are the driver's
-// too, around the cell's maths: the masked h a step's products read, the mixing of the new
-// states with the previous ones, and their backward; with both off (all zero) the loop is
-// the plain one above.
+// too, around the cell's maths: the masked h a step's products read (P wide), the mixing
+// of the new states with the previous ones (each at its own width, after the part that
+// makes it final), and their backward; with both off (all zero) the loop is the plain one
+// above.
 //
 // Layouts are in runtime/common.h. Every call is either a whole sequence of T steps
 // (state histories [T+1,B,H]) or a single step (the cells API: separate [B,H] arrays
@@ -60,6 +65,7 @@ struct Params {
   const scalar_t* b_ih;   // [G*H], or nullptr (then b_hh is too)
   const scalar_t* b_hh;   // [G*H], or nullptr
   const scalar_t* extra;  // the cell's own parameter (LSTM peepholes w_ch [3H]), or nullptr
+  const scalar_t* w_hr;   // [P,H] the projection h_t = m_t @ w_hr.T (LSTMP), or nullptr
 };
 
 // Their gradients: every non-null one is ADDED to (callers zero them).
@@ -70,12 +76,13 @@ struct ParamGrads {
   scalar_t* b_ih;
   scalar_t* b_hh;
   scalar_t* extra;
+  scalar_t* w_hr;
 };
 
 // A whole sequence, one direction, forward.
 template <typename scalar_t>
 struct SequenceForward {
-  scalar_t* y;                        // [T,B,H] out; zero at padded steps
+  scalar_t* y;                        // [T,B,P] out; zero at padded steps
   scalar_t* state[kMaxStates];        // [T+1,B,H] out; state histories (layout in common.h)
   scalar_t* saved[kMaxSaved];         // [T,B,width*H] out; the cell's per-step buffers
   const scalar_t* x;                  // [T,B,I] in
@@ -95,7 +102,7 @@ struct SequenceBackward {
   scalar_t* dx;                         // [T,B,I] out, written
   scalar_t* dstate0[kMaxStates];        // [B,H] out, written: gradients of the initial states
   ParamGrads<scalar_t> g;               // added to
-  const scalar_t* dy;                   // [T,B,H] in, or nullptr (zero); ignored at padded steps
+  const scalar_t* dy;                   // [T,B,P] in, or nullptr (zero); ignored at padded steps
   const scalar_t* dstate_n[kMaxStates]; // [B,H] in, or nullptr: gradients reaching the final states
   const scalar_t* x;                    // [T,B,I] in, as forward read it
   const scalar_t* state[kMaxStates];    // [T+1,B,H] in, as forward wrote them

@@ -22,7 +22,8 @@
 // The masks are a counter-based hash of (seed, stream, t, b, unit), so forward and
 // backward (and the reference, src/rnncore/reference/common.py, line for line) draw the
 // same ones with nothing stored: t is absolute (Regularise::t0 plus the step's index), so
-// a sequence run in segments draws the masks of the whole.
+// a sequence run in segments draws the masks of the whole. Each mask is as wide as what it
+// masks (Cell::out_width: the LSTMP's h and M are P units, its c H).
 #pragma once
 
 #include <cstdint>

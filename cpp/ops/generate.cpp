@@ -52,10 +52,10 @@ namespace {
 template <typename scalar_t, typename Fn>
 decltype(auto) with_cell(const GenLayer<scalar_t>& l, Fn&& fn) {
   switch (l.cell) {
-    case GenCell::lstm: return fn(LstmCell<scalar_t>::make(l.option, l.extra != nullptr));
-    case GenCell::gru: return fn(GruCell<scalar_t>::make(l.option, false));
-    case GenCell::indrnn: return fn(IndrnnCell<scalar_t>::make(l.option, false));
-    default: return fn(ElmanCell<scalar_t>::make(l.option, false));
+    case GenCell::lstm: return fn(LstmCell<scalar_t>::make(l.option, l.extra != nullptr, l.H));
+    case GenCell::gru: return fn(GruCell<scalar_t>::make(l.option, false, l.H));
+    case GenCell::indrnn: return fn(IndrnnCell<scalar_t>::make(l.option, false, l.H));
+    default: return fn(ElmanCell<scalar_t>::make(l.option, false, l.H));
   }
 }
 
@@ -121,7 +121,7 @@ index_t generate(std::int64_t* out, index_t steps, const scalar_t* embedding, in
           next += Cell::spec.saved_buffers[i].width * l.H;
         }
         a.x = in;
-        a.p = {l.w_ih, l.w_hh, l.b_ih, l.b_hh, l.extra};
+        a.p = {l.w_ih, l.w_hh, l.b_ih, l.b_hh, l.extra, nullptr};
         step_forward(cell, a, 1, l.I, l.H, ws);
         for (int i = 0; i < Cell::spec.states; ++i) std::memcpy(prev[i], a.state[i], sizeof(scalar_t) * l.H);
       });

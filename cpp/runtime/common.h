@@ -5,6 +5,7 @@
 //   T  time steps          B  batch           I  input size
 //   H  hidden size         G  gates per cell (Elman 1, IndRNN 1, GRU 3, LSTM 4)
 //   L  layers              D  directions (1, or 2 when bidirectional)
+//   P  the width of h and y: H, or the projection size (LSTMP, torch's proj_size)
 //
 // Layouts are time-major and C-contiguous (rightmost dimension fastest):
 // x [T,B,I], gates [T,B,G*H] with PyTorch's gate order as blocks of H, and a state

@@ -32,6 +32,18 @@ def positive_int(name, value):
     return value
 
 
+def proj_size(value, hidden_size):
+    """LSTM's projection size: 0 (none) or an int in [1, hidden_size)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"proj_size: expected an int (0 for no projection), got {type(value).__name__} {value!r}")
+    value = operator.index(value)
+    if value < 0:
+        raise ValueError(f"proj_size: expected 0 (no projection) or a positive int, got {value}")
+    if value >= hidden_size:
+        raise ValueError(f"proj_size: must be smaller than hidden_size ({hidden_size}), got {value}")
+    return value
+
+
 def float_dtype(dtype):
     try:
         dt = np.dtype(dtype)

@@ -13,8 +13,11 @@ parameter and one option, and its kernels take their arguments in this order::
     step_backward(*dstates, x, *states_prev, *new states it reads, *saved, w_ih, w_hh,
                   *extra, *option, dw_ih, dw_hh, db_ih, db_hh, *dextra) -> (dx, *dstates_prev)
 
-and every one of them, keyword-only, ``zoneout, recurrent_dropout, seed, t0, training`` (and
-all but step_backward ``unmixed``): the regularisers of ``cpp/driver/regularise.h``.
+A cell with a projection (LSTMP: torch.nn.LSTM's ``proj_size``) takes ``w_hr`` after
+``w_hh`` and ``dw_hr`` after ``dw_hh``; its h and y are P wide, its ``weight_hh`` [G*H,P].
+
+Every one of them takes, keyword-only, ``zoneout, recurrent_dropout, seed, t0, training``
+(and all but step_backward ``unmixed``): the regularisers of ``cpp/driver/regularise.h``.
 """
 
 from __future__ import annotations
@@ -37,13 +40,17 @@ class CellSpec:
     option: Optional[str] = None       # the layer attribute the kernels take, e.g. "nonlinearity"
     vector_recurrence: bool = False    # weight_hh is [H] (IndRNN), not [G*H, H]
     step_reads_next: tuple[str, ...] = ()  # new states a step's backward reads
+    proj: Optional[str] = None         # the projection's parameter ("weight_hr" [P,H]): h is then P wide
 
-    def weight_hh_shape(self, H):
-        return (H,) if self.vector_recurrence else (self.G * H, H)
+    def weight_hh_shape(self, H, P=None):
+        """P: the width of h (the projection size), H when None."""
+        return (H,) if self.vector_recurrence else (self.G * H, H if P is None else P)
 
 
 ELMAN = CellSpec("elman", 1, ("h",), option="nonlinearity", step_reads_next=("h",))
 LSTM = CellSpec("lstm", 4, ("h", "c"), saved=(("gates", 4),), extra=("weight_ch", 3), step_reads_next=("c",))
+LSTMP = CellSpec("lstmp", 4, ("h", "c"), saved=(("gates", 4), ("m", 1)), extra=("weight_ch", 3),
+                 step_reads_next=("c",), proj="weight_hr")
 GRU = CellSpec("gru", 3, ("h",), saved=(("gates", 3), ("hn", 1)), option="reset_after")
 INDRNN = CellSpec("indrnn", 1, ("h",), option="nonlinearity", vector_recurrence=True, step_reads_next=("h",))
 
@@ -56,12 +63,17 @@ class Weights(NamedTuple):
     b_ih: Optional[np.ndarray]
     b_hh: Optional[np.ndarray]
     extra: Optional[np.ndarray]
+    w_hr: Optional[np.ndarray] = None
 
     @classmethod
     def of(cls, table, suffix=""):
         """From params or grads by PyTorch's names (``weight_ih`` + suffix ...)."""
         return cls(table[f"weight_ih{suffix}"], table[f"weight_hh{suffix}"], table.get(f"bias_ih{suffix}"),
-                   table.get(f"bias_hh{suffix}"), table.get(f"weight_ch{suffix}"))
+                   table.get(f"bias_hh{suffix}"), table.get(f"weight_ch{suffix}"), table.get(f"weight_hr{suffix}"))
+
+    def proj(self):
+        """The projection as the kernels take it after w_hh: (w_hr,), or () without one."""
+        return () if self.w_hr is None else (self.w_hr,)
 
 
 def final_state(history, reverse):

@@ -217,6 +217,12 @@ def measure(case, impls, repeats, rounds=3, min_sample=0.005):
     loop, not each straight after a pause and a clock read."""
     fns = {"native": lambda: case.run_ours("native"), "reference": lambda: case.run_ours("reference"),
            "torch": case.run_torch}
+    return measure_calls({name: fns[name] for name in impls}, repeats, rounds, min_sample)
+
+
+def measure_calls(fns, repeats, rounds=3, min_sample=0.005):
+    """``measure`` for any named functions: median seconds per call of each."""
+    impls = list(fns)
     times = {name: [] for name in impls}
     inner = {}
     for name in impls:
@@ -294,6 +300,49 @@ def run(kinds, modes, shapes, varlen_kinds, threads, repeats, with_reference, wi
         return results
 
 
+# --options: each option's training step against the plain layer's (same cell and shape)
+OPTIONS = {
+    "weight_drop=0.25": ("rnn,lstm,gru", {"weight_drop": 0.25}),
+    "checkpoint_every=10": ("rnn,lstm,gru", {"checkpoint_every": 10}),
+    "proj_size=H/2": ("lstm", {"proj_size": 0.5}),  # a fraction of H: less work than the plain cell
+    "zoneout=0.1": ("rnn,lstm,gru", {"zoneout": 0.1}),
+    "recurrent_dropout=0.25": ("rnn,lstm,gru", {"recurrent_dropout": 0.25}),
+}
+
+
+def run_options(kinds, shape, threads, repeats, out=sys.stdout):
+    """Times a training step (forward + backward) of each option in OPTIONS against the
+    plain layer, both native, alternating in blocks as ``measure`` does."""
+    T, B, I, H = shape
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((T, B, I)).astype(np.float32)
+    results = []
+    with limit_threads(threads):
+        print(f"rnncore {rnncore.__version__}, {threads} thread(s), kernels {_core.kernel_isa()}; "
+              f"BLAS: {blas_info()}", file=out)
+        print(f"training step, T, B, I, H = {T}, {B}, {I}, {H}, float32", file=out)
+        print("| cell | option | plain ms | option ms | option / plain |", file=out)
+        print("|---|---|---|---|---|", file=out)
+        for kind in kinds:
+            for label, (cells, kwargs) in OPTIONS.items():
+                if kind not in cells.split(","):
+                    continue
+                plain = LAYERS[kind](I, H, seed=0)
+                kwargs = {k: int(v * H) if isinstance(v, float) and k == "proj_size" else v for k, v in kwargs.items()}
+                layer = LAYERS[kind](I, H, seed=0, **kwargs)
+
+                def step(m):
+                    m.zero_grad()
+                    y, _ = m.forward(x)
+                    m.backward(np.ones_like(y))
+
+                t = measure_calls({"plain": lambda: step(plain), "option": lambda: step(layer)}, repeats)
+                print(f"| {kind} | {label} | {t['plain'] * 1e3:.3g} | {t['option'] * 1e3:.3g} | "
+                      f"{t['option'] / t['plain']:.2f} |", file=out, flush=True)
+                results.append(dict(kind=kind, label=label, plain=t["plain"], option=t["option"]))
+    return results
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m rnncore.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -310,7 +359,17 @@ def main(argv=None):
     p.add_argument("--step", action="store_true",
                    help="time one step of the cells (RNNCell, LSTMCell, GRUCell) over B in 1,16,64 and "
                         "I = H in 64,256,512 (shapes given must have T = 1)")
+    p.add_argument("--options", action="store_true",
+                   help="time each layer option's training step against the plain layer's at T, B, I, H = "
+                        "100, 32, 256, 256 (or the one --shapes shape): " + ", ".join(OPTIONS))
     args = p.parse_args(argv)
+    if args.options:
+        shapes = [(100, 32, 256, 256)] if args.shapes is None else [tuple(int(v) for v in s.split(","))
+                                                                    for s in args.shapes.split(";")]
+        if len(shapes) != 1 or len(shapes[0]) != 4:
+            p.error("--options: give one T,B,I,H shape")
+        run_options([c for c in args.cells.split(",") if c], shapes[0], args.threads, args.repeats)
+        return 0
     default = STEP_GRID if args.step else GRID
     shapes = default if args.shapes is None else [tuple(int(v) for v in s.split(",")) for s in args.shapes.split(";")]
     if args.step and any(s[0] != 1 for s in shapes):

@@ -36,6 +36,7 @@ class _Step(NamedTuple):
 
 class _Cell(Module):
     spec: _spec.CellSpec  # set by each cell's class
+    proj_size = 0         # LSTMCell's projection of h (0: none)
 
     def __init__(self, input_size, hidden_size, bias, dtype, backend, seed, zoneout=0.0, recurrent_dropout=0.0):
         super().__init__(dtype)
@@ -48,12 +49,14 @@ class _Cell(Module):
         self._forward_kernel, self._backward_kernel = _spec.kernels(ops, self.spec)[2:]
         self.rng = np.random.default_rng(seed)
         self._stack = []
-        H, G, spec = self.hidden_size, self.spec.G, self.spec
-        shapes = {"weight_ih": (G * H, self.input_size), "weight_hh": spec.weight_hh_shape(H)}
+        H, P, G, spec = self.hidden_size, self.proj_size or self.hidden_size, self.spec.G, self.spec
+        shapes = {"weight_ih": (G * H, self.input_size), "weight_hh": spec.weight_hh_shape(H, P)}
         if self.bias:
             shapes.update(bias_ih=(G * H,), bias_hh=(G * H,))
         if spec.extra and self._has_extra():
             shapes[spec.extra[0]] = (spec.extra[1] * H,)
+        if spec.proj:
+            shapes[spec.proj] = (P, H)
         bound = 1.0 / math.sqrt(H)
         _checks.fits_in_memory(2 * sum(math.prod(s) for s in shapes.values()) * self.dtype.itemsize,
                                f"{type(self).__name__}'s parameters and gradients")
@@ -84,9 +87,13 @@ class _Cell(Module):
             state = (None,) * len(names)
         elif not isinstance(state, (tuple, list)) or len(state) != len(names):
             raise TypeError(f"{'/'.join(names)}: expected a tuple ({', '.join(names)}) or None")
-        shape = (B, self.hidden_size)
+        shapes = [self._state_shape(B, k) for k in range(len(names))]
         return tuple(np.zeros(shape, self.dtype) if s is None else _checks.array(n, s, self.dtype, shape)
-                     for n, s in zip(names, state))
+                     for n, s, shape in zip(names, state, shapes))
+
+    def _state_shape(self, B, k):
+        """Of state k: h (B,P), c (B,H); P is H without a projection."""
+        return (B, (self.proj_size or self.hidden_size) if k == 0 else self.hidden_size)
 
     def _pack(self, states):
         return states[0] if len(states) == 1 else tuple(states)
@@ -110,7 +117,7 @@ class _Cell(Module):
         prev = self._check_state(state, x.shape[0], spec.states)
         w = self._w
         reg, unmixed = self._regularise(x.shape[0])
-        out = self._forward_kernel(x, *prev, w.w_ih, w.w_hh, w.b_ih, w.b_hh, *self._cell_args(), **reg,
+        out = self._forward_kernel(x, *prev, w.w_ih, w.w_hh, *w.proj(), w.b_ih, w.b_hh, *self._cell_args(), **reg,
                                    unmixed=unmixed)
         out = out if isinstance(out, tuple) else (out,)
         S = len(spec.states)
@@ -144,18 +151,18 @@ class _Cell(Module):
         step = self._stack[-1]  # popped only once the arguments check out
         spec = self.spec
         names = tuple(f"d{s}" for s in spec.states)
-        shape = (step.x.shape[0], self.hidden_size)
+        B = step.x.shape[0]
         if len(names) == 1:
-            dstates = (_checks.array(names[0], dstate, self.dtype, shape),)
+            dstates = (_checks.array(names[0], dstate, self.dtype, self._state_shape(B, 0)),)
         elif not isinstance(dstate, (tuple, list)) or len(dstate) != len(names):
             raise TypeError(f"dstate: expected a tuple ({', '.join(names)})")
         else:
-            dstates = self._check_state(dstate, shape[0], names)
+            dstates = self._check_state(dstate, B, names)
         self._stack.pop()
         w, g = self._w, self._g
-        grads = (g.w_ih, g.w_hh, g.b_ih, g.b_hh) + ((g.extra,) if spec.extra else ())
+        grads = (g.w_ih, g.w_hh, *g.proj(), g.b_ih, g.b_hh) + ((g.extra,) if spec.extra else ())
         dx, *dprev = self._backward_kernel(*dstates, step.x, *step.prev, *step.new, *step.saved, w.w_ih, w.w_hh,
-                                           *self._cell_args(), *grads, **step.reg)
+                                           *w.proj(), *self._cell_args(), *grads, **step.reg)
         return dx, self._pack(dprev)
 
     def __repr__(self):
@@ -186,20 +193,30 @@ class IndRNNCell(_Cell):
 
 
 class LSTMCell(_Cell):
-    """One LSTM step (gates i, f, g, o; optional peepholes ``weight_ch`` [3H])."""
+    """One LSTM step (gates i, f, g, o; optional peepholes ``weight_ch`` [3H]).
+
+    ``proj_size=P`` (0 < P < hidden_size; rnncore's own, torch.nn.LSTMCell has none) is
+    torch.nn.LSTM's projection for one step: h' = W_hr (o * tanh(c')) with ``weight_hr``
+    [P,H]; h is then (B,P), ``weight_hh`` [4H,P], c stays (B,H)."""
 
     spec = _spec.LSTM
 
-    def __init__(self, input_size, hidden_size, bias=True, *, peephole=False, zoneout=0.0,
+    def __init__(self, input_size, hidden_size, bias=True, *, proj_size=0, peephole=False, zoneout=0.0,
                  recurrent_dropout=0.0, dtype=np.float32, backend=None, seed=None):
         self.peephole = bool(peephole)
+        self.proj_size = _checks.proj_size(proj_size, _checks.positive_int("hidden_size", hidden_size))
+        if self.proj_size:
+            self.spec = _spec.LSTMP
         super().__init__(input_size, hidden_size, bias, dtype, backend, seed, zoneout, recurrent_dropout)
 
     def _has_extra(self):
         return self.peephole
 
     def __repr__(self):
-        return super().__repr__()[:-1] + (", peephole=True)" if self.peephole else ")")
+        s = super().__repr__()[:-1]
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
+        return s + (", peephole=True)" if self.peephole else ")")
 
 
 class GRUCell(_Cell):

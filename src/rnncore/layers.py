@@ -26,13 +26,15 @@ Keyword options every layer has beyond PyTorch's:
   Preserving Hidden Activations", with haste's semantics): in training each unit of the
   new state keeps its previous value with probability z, ``h_t = m * h_{t-1} + (1 - m) *
   h~_t`` with ``m ~ Bernoulli(z)`` per (step, sequence, unit), for the LSTM also ``c_t``
-  with its own mask; ``y_t`` is the zoned-out ``h_t``. Under ``eval()`` the expectation,
+  with its own mask (with ``proj_size=P``, ``h_t`` is the projected one, P units);
+  ``y_t`` is the zoned-out ``h_t``. Under ``eval()`` the expectation,
   ``h_t = z * h_{t-1} + (1 - z) * h~_t``. Padded steps keep the state as always.
 - ``recurrent_dropout=p``: variational dropout on the recurrent connection (Gal &
   Ghahramani 2016, "A Theoretically Grounded Application of Dropout in Recurrent Neural
   Networks"; Keras's ``recurrent_dropout``): one mask ``M = Bernoulli(1 - p) / (1 - p)`` per
   (sequence, unit), the same at every step, on the state entering the recurrent product:
-  the product is ``(h_{t-1} * M) @ weight_hh.T`` (IndRNN ``weight_hh * (h_{t-1} * M)``);
+  the product is ``(h_{t-1} * M) @ weight_hh.T`` (IndRNN ``weight_hh * (h_{t-1} * M)``; with
+  ``proj_size=P``, M covers the P units of h);
   the GRU's ``z * h_{t-1}`` keeps the unmasked state, and with ``reset_after=False`` the
   reset applies to the masked state, ``(r * (h_{t-1} * M)) @ weight_hn.T``. Off under
   ``eval()``.
@@ -40,7 +42,9 @@ Keyword options every layer has beyond PyTorch's:
 Both run inside the kernels (``cpp/driver/regularise.h``, mirrored by the reference): the
 masks are a counter-based hash of one 64-bit seed per forward pass and (layer, direction),
 drawn from the layer's ``rng``, and of the absolute step, so reseeding ``rng`` reproduces
-them and ``checkpoint_every`` draws the whole sequence's.
+them and ``checkpoint_every`` draws the whole sequence's (each segment, and its
+recomputation in backward, runs from its absolute first step). ``weight_drop`` combines
+with both: it masks ``weight_hh`` before the kernels run.
 
 One path for every cell and every stack: a layer is its ``CellSpec`` (``_spec.py``)
 and runs each (layer, direction) through the backend's kernels for that cell.
@@ -72,7 +76,8 @@ class _Direction(NamedTuple):
     """What one (layer, direction)'s forward leaves for its backward."""
 
     x: np.ndarray                     # [T,B,I] its input
-    histories: tuple                  # [T+1,B,H] per state (with checkpoints: the last segment's)
+    histories: tuple                  # [T+1,B,width] per state (h: P wide; with checkpoints
+                                      # the last segment's)
     saved: tuple                      # the cell's per-step buffers (likewise)
     reverse: bool
     w: _spec.Weights                  # the weights forward ran with (weight drop: w_hh masked)
@@ -103,6 +108,7 @@ class _Saved(NamedTuple):
 
 class _Recurrent(Module):
     spec: _spec.CellSpec  # set by each cell's class
+    proj_size = 0         # LSTM's projection of h (0: none)
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, *, weight_drop=0.0, checkpoint_every=None,
@@ -126,20 +132,22 @@ class _Recurrent(Module):
         self.rng = np.random.default_rng(seed)
         self._saved = None
         self._buffers = {}
-        H, G, spec = self.hidden_size, self.spec.G, self.spec
+        H, P, G, spec = self.hidden_size, self._out_size, self.spec.G, self.spec
         bound = 1.0 / math.sqrt(H)
         shapes = {}
         for layer in range(self.num_layers):
-            layer_in = self.input_size if layer == 0 else H * self.num_directions
+            layer_in = self.input_size if layer == 0 else P * self.num_directions
             for d in range(self.num_directions):
                 sfx = self._suffix(layer, d)
                 shapes[f"weight_ih{sfx}"] = (G * H, layer_in)
-                shapes[f"weight_hh{sfx}"] = spec.weight_hh_shape(H)
+                shapes[f"weight_hh{sfx}"] = spec.weight_hh_shape(H, P)
                 if self.bias:
                     shapes[f"bias_ih{sfx}"] = (G * H,)
                     shapes[f"bias_hh{sfx}"] = (G * H,)
                 if spec.extra and self._has_extra():
                     shapes[spec.extra[0] + sfx] = (spec.extra[1] * H,)
+                if spec.proj:
+                    shapes[spec.proj + sfx] = (P, H)
         count = sum(math.prod(s) for s in shapes.values())
         _checks.fits_in_memory(2 * count * self.dtype.itemsize, f"{type(self).__name__}'s parameters and gradients")
         for name, shape in shapes.items():
@@ -154,6 +162,11 @@ class _Recurrent(Module):
         """Whether the cell's extra parameter is on (LSTM: peephole)."""
         return False
 
+    @property
+    def _out_size(self):
+        """P: the width of h and of each direction's output (H without a projection)."""
+        return self.proj_size or self.hidden_size
+
     @staticmethod
     def _suffix(layer, direction):
         return f"_l{layer}" + ("_reverse" if direction else "")
@@ -163,8 +176,13 @@ class _Recurrent(Module):
         spec = self.spec
         return ((w.extra,) if spec.extra else ()) + ((getattr(self, spec.option),) if spec.option else ())
 
-    def _state_shape(self, B):
-        return (self.num_layers * self.num_directions, B, self.hidden_size)
+    def _state_width(self, k):
+        """The width of state k: h is P wide with a projection, every other state H."""
+        return self._out_size if k == 0 else self.hidden_size
+
+    def _state_shape(self, B, k=0):
+        """Of state k over all layers and directions: h (L*D,B,P), c (L*D,B,H)."""
+        return (self.num_layers * self.num_directions, B, self._state_width(k))
 
     def _check_states(self, states, B, names):
         """Initial states (or final-state gradients): None, an array, or (LSTM) a tuple."""
@@ -175,8 +193,8 @@ class _Recurrent(Module):
             states = (None,) * count
         elif not isinstance(states, (tuple, list)) or len(states) != count:
             raise TypeError(f"{'/'.join(names)}: expected a tuple ({', '.join(names)}) or None")
-        return tuple(None if s is None else _checks.array(n, s, self.dtype, self._state_shape(B))
-                     for n, s in zip(names, states))
+        return tuple(None if s is None else _checks.array(n, s, self.dtype, self._state_shape(B, k))
+                     for k, (n, s) in enumerate(zip(names, states)))
 
     def _pack_states(self, states):
         return states[0] if len(states) == 1 else tuple(states)
@@ -242,12 +260,14 @@ class _Recurrent(Module):
         (sized for checkpoint_every steps and reused), y into y (its rows [t0, t1)).
         Returns (histories, saved, unmixed), views of the buffers."""
         n, c, B, H, spec = t1 - t0, self.checkpoint_every, x.shape[1], self.hidden_size, self.spec
-        out = ((y,) + tuple(self._buffer(("seg", name, k), (c + 1, B, H))[:n + 1] for name in spec.states)
+        out = ((y,) + tuple(self._buffer(("seg", name, k), (c + 1, B, self._state_width(i)))[:n + 1]
+                            for i, name in enumerate(spec.states))
                + tuple(self._buffer(("seg", name, k), (c, B, m * H))[:n] for name, m in spec.saved))
         seg_lengths = None if lengths is None else np.clip(lengths - t0, 0, n)
         unmixed = self._unmixed(("seg", "unmixed", k), reg, c, B, n)
-        out = self._forward_kernel(x[t0:t1], *states0, w.w_ih, w.w_hh, w.b_ih, w.b_hh, *self._cell_args(w),
-                                   seg_lengths, reverse, out=out, **self._reg_args(reg, t0, unmixed))
+        out = self._forward_kernel(x[t0:t1], *states0, w.w_ih, w.w_hh, *w.proj(), w.b_ih, w.b_hh,
+                                   *self._cell_args(w), seg_lengths, reverse, out=out,
+                                   **self._reg_args(reg, t0, unmixed))
         return tuple(out[1:1 + len(spec.states)]), tuple(out[1 + len(spec.states):]), unmixed
 
     def _segment_bounds(self, T, reverse):
@@ -258,18 +278,19 @@ class _Recurrent(Module):
 
     def _direction_forward(self, k, x, states0, lengths, reverse, y_key):
         """Run (layer, direction) k on x, y into the buffer y_key (None: a new array for
-        the caller). Returns (y [T,B,H], its final states, what its backward needs)."""
+        the caller). Returns (y [T,B,P], its final states, what its backward needs)."""
         T, B = x.shape[:2]
-        H, spec = self.hidden_size, self.spec
+        H, P, spec = self.hidden_size, self._out_size, self.spec
         w, drop = self._run_weights(k)
         reg = self._regularise()
         if self.checkpoint_every is not None and T > self.checkpoint_every:
             return self._checkpointed_forward(k, w, drop, reg, x, states0, lengths, reverse, y_key)
-        out = ((self._buffer(y_key, (T, B, H)),) + tuple(self._buffer((name, k), (T + 1, B, H)) for name in spec.states)
+        out = ((self._buffer(y_key, (T, B, P)),)
+               + tuple(self._buffer((name, k), (T + 1, B, self._state_width(i))) for i, name in enumerate(spec.states))
                + tuple(self._buffer((name, k), (T, B, n * H)) for name, n in spec.saved))
         unmixed = self._unmixed(("unmixed", k), reg, T, B)
-        out = self._forward_kernel(x, *states0, w.w_ih, w.w_hh, w.b_ih, w.b_hh, *self._cell_args(w), lengths,
-                                   reverse, out=out, **self._reg_args(reg, 0, unmixed))
+        out = self._forward_kernel(x, *states0, w.w_ih, w.w_hh, *w.proj(), w.b_ih, w.b_hh, *self._cell_args(w),
+                                   lengths, reverse, out=out, **self._reg_args(reg, 0, unmixed))
         y, histories, saved = out[0], tuple(out[1:1 + len(spec.states)]), tuple(out[1 + len(spec.states):])
         return (y, [_spec.final_state(h, reverse) for h in histories],
                 _Direction(x, histories, saved, reverse, w, drop, None, reg, unmixed))
@@ -278,14 +299,15 @@ class _Recurrent(Module):
         """Forward in segments of checkpoint_every steps, keeping only the states each
         segment starts from (Chen et al. 2016): memory O(T/k + k) steps instead of O(T)."""
         T, B = x.shape[:2]
-        H, spec = self.hidden_size, self.spec
-        y = self._buffer(y_key, (T, B, H)) if y_key is not None else aligned_empty((T, B, H), self.dtype)
+        P, spec = self._out_size, self.spec
+        y = self._buffer(y_key, (T, B, P)) if y_key is not None else aligned_empty((T, B, P), self.dtype)
         bounds = self._segment_bounds(T, reverse)
         keep = is_grad_enabled()
         # the states each segment starts from (all of them for backward, else the next
         # one only), copies: the kernels write a segment's states over the previous one's
-        starts = [self._buffer(("start" if keep else "next", name, k), (len(bounds) if keep else 1, B, H))
-                  for name in spec.states]
+        starts = [self._buffer(("start" if keep else "next", name, k),
+                               (len(bounds) if keep else 1, B, self._state_width(i)))
+                  for i, name in enumerate(spec.states)]
         segments, states = [], states0
         for i, (t0, t1) in enumerate(bounds):
             slot = i if keep else 0
@@ -321,10 +343,10 @@ class _Recurrent(Module):
         return dx, ds0
 
     def _backward_run(self, g, dy, dstates_n, x, histories, saved, w, lengths, reverse, dx_out, reg_args):
-        grads = (g.w_ih, g.w_hh, g.b_ih, g.b_hh) + ((g.extra,) if self.spec.extra else ())
-        dx, *ds0 = self._backward_kernel(dy, *dstates_n, x, *histories, *saved, w.w_ih, w.w_hh, *self._cell_args(w),
-                                         lengths, reverse, *grads, out=(dx_out,) + (None,) * len(self.spec.states),
-                                         **reg_args)
+        grads = (g.w_ih, g.w_hh, *g.proj(), g.b_ih, g.b_hh) + ((g.extra,) if self.spec.extra else ())
+        dx, *ds0 = self._backward_kernel(dy, *dstates_n, x, *histories, *saved, w.w_ih, w.w_hh, *w.proj(),
+                                         *self._cell_args(w), lengths, reverse, *grads,
+                                         out=(dx_out,) + (None,) * len(self.spec.states), **reg_args)
         return dx, ds0
 
     def _checkpointed_backward(self, k, g, dy, dstates_n, saved: _Direction, lengths, dx_key):
@@ -333,7 +355,7 @@ class _Recurrent(Module):
         before the next (Gruslys et al. 2016). The state gradients carry across."""
         x, T, B = saved.x, saved.x.shape[0], saved.x.shape[1]
         dx = self._buffer(dx_key, x.shape) if dx_key is not None else aligned_empty(x.shape, self.dtype)
-        scratch_y = self._buffer(("seg", "y", k), (self.checkpoint_every, B, self.hidden_size))
+        scratch_y = self._buffer(("seg", "y", k), (self.checkpoint_every, B, self._out_size))
         carry = dstates_n
         for i, seg in enumerate(reversed(saved.segments)):
             t0, t1 = seg.t0, seg.t1
@@ -372,7 +394,8 @@ class _Recurrent(Module):
 
         Returns (y, h_n), y of shape (T,B,D*H) (batch_first: (B,T,D*H)) with zeros at
         padded steps, h_n (L*D,B,H) the state after each sequence's last valid step
-        (LSTM: (h_n, c_n))."""
+        (LSTM: (h_n, c_n)). With LSTM's proj_size P, h0, h_n and each direction's part
+        of y are P wide (c0, c_n stay H)."""
         x_in = x
         x = self._time_major("x", x, (None, None, self.input_size))
         T, B = x.shape[0], x.shape[1]
@@ -390,8 +413,8 @@ class _Recurrent(Module):
             buf = self._buffer("x", x.shape)
             np.copyto(buf, x)
             x = buf
-        L, D, H = self.num_layers, self.num_directions, self.hidden_size
-        finals = [np.empty(self._state_shape(B), self.dtype) for _ in spec.states]
+        L, D, P = self.num_layers, self.num_directions, self._out_size
+        finals = [np.empty(self._state_shape(B, k), self.dtype) for k in range(len(spec.states))]
         directions, masks = [], []
         inp = x
         for layer in range(L):
@@ -412,7 +435,7 @@ class _Recurrent(Module):
             if D == 1:
                 out = ys[0]
             else:
-                out = np.empty((T, B, D * H), self.dtype) if last else self._buffer(("out", layer), (T, B, D * H))
+                out = np.empty((T, B, D * P), self.dtype) if last else self._buffer(("out", layer), (T, B, D * P))
                 np.concatenate(ys, axis=2, out=out)
             mask = None
             if not last and self.training and self.dropout > 0:
@@ -432,13 +455,13 @@ class _Recurrent(Module):
         if saved is None:
             raise RuntimeError("backward: no saved forward pass (call forward first, "
                                "outside rnncore.no_grad())")
-        T, B, H = saved.T, saved.B, self.hidden_size
+        T, B, P = saved.T, saved.B, self._out_size
         L, D = self.num_layers, self.num_directions
         if dy is not None:
-            shape = (B, T, D * H) if self.batch_first else (T, B, D * H)
+            shape = (B, T, D * P) if self.batch_first else (T, B, D * P)
             dy = self._time_major("dy", dy, shape)
         dstates_n = self._check_states(dh_n, B, tuple(f"d{s}_n" for s in self.spec.states))
-        dstates0 = [np.empty(self._state_shape(B), self.dtype) for _ in self.spec.states]
+        dstates0 = [np.empty(self._state_shape(B, k), self.dtype) for k in range(len(self.spec.states))]
         grad = dy
         for layer in reversed(range(L)):
             if grad is not None and saved.masks[layer] is not None:
@@ -448,8 +471,8 @@ class _Recurrent(Module):
                 k = layer * D + d
                 dy_d = grad
                 if grad is not None and D == 2:
-                    dy_d = self._buffer(("dy", k), (T, B, H))
-                    np.copyto(dy_d, grad[:, :, d * H:(d + 1) * H])
+                    dy_d = self._buffer(("dy", k), (T, B, P))
+                    np.copyto(dy_d, grad[:, :, d * P:(d + 1) * P])
                 first = layer == 0 and D == 1  # its dx goes to the caller: a fresh array
                 dx_d, ds0 = self._direction_backward(k, dy_d, tuple(None if s is None else s[k] for s in dstates_n),
                                                      saved.directions[k], saved.lengths, None if first else ("dx", k))
@@ -524,15 +547,23 @@ class IndRNN(_Recurrent):
 
 class LSTM(_Recurrent):
     """LSTM with PyTorch's gate order i, f, g, o; ``peephole=True`` adds Gers et al.'s
-    diagonal peephole weights ``weight_ch_l{k}`` [3H] (i, f, o) from the cell state."""
+    diagonal peephole weights ``weight_ch_l{k}`` [3H] (i, f, o) from the cell state.
+
+    ``proj_size=P`` (0 < P < hidden_size; 0, the default, is none) is torch.nn.LSTM's
+    projection: h_t = W_hr (o_t * tanh(c_t)) with ``weight_hr_l{k}`` [P,H], so h0/h_n
+    are (L*D,B,P), the output has D*P features, ``weight_hh_l{k}`` is [4H,P] and layer
+    k>0 reads D*P inputs; c stays H wide (the peepholes, which read c, combine with it)."""
 
     spec = _spec.LSTM
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, *, peephole=False, weight_drop=0.0,
+                 dropout=0.0, bidirectional=False, *, proj_size=0, peephole=False, weight_drop=0.0,
                  checkpoint_every=None, zoneout=0.0, recurrent_dropout=0.0, dtype=np.float32, backend=None,
                  seed=None):
         self.peephole = bool(peephole)
+        self.proj_size = _checks.proj_size(proj_size, _checks.positive_int("hidden_size", hidden_size))
+        if self.proj_size:
+            self.spec = _spec.LSTMP
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, weight_drop=weight_drop,
                          checkpoint_every=checkpoint_every, zoneout=zoneout,
@@ -543,6 +574,8 @@ class LSTM(_Recurrent):
 
     def extra_repr(self):
         s = super().extra_repr()
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
         return s + ", peephole=True" if self.peephole else s
 
 

@@ -7,12 +7,17 @@ that swaps its import trains the same model, and ``state_dict()`` loads both way
 between them. Forward and backward run rnncore's kernels through
 ``torch.autograd.Function``: tensors and NumPy arrays share memory (``Tensor.numpy()``,
 ``torch.from_numpy``), weight gradients come back through autograd and accumulate in
-``.grad`` like any parameter's. What rnncore adds is keyword-only: ``peephole=True``
-(LSTM), ``reset_after=False`` (GRU), ``nonlinearity="sigmoid"`` (RNN), ``lengths=``
-(variable lengths without packing), ``backend="reference"``, and on ``RNN``, ``LSTM``
-and ``GRU`` (not the cells) ``zoneout=`` and ``recurrent_dropout=`` (as in
+``.grad`` like any parameter's (LSTM's ``proj_size`` included). What rnncore adds is
+keyword-only: ``peephole=True`` (LSTM), ``reset_after=False`` (GRU),
+``nonlinearity="sigmoid"`` (RNN), ``lengths=`` (variable lengths without packing),
+``weight_drop=p`` (DropConnect on ``weight_hh``, one mask per forward pass in training,
+drawn from torch's generator: ``torch.manual_seed`` reproduces it), ``checkpoint_every=k``
+(memory-efficient BPTT, as ``rnncore.LSTM``'s), ``backend="reference"``, and on ``RNN``,
+``LSTM`` and ``GRU`` (not the cells) ``zoneout=`` and ``recurrent_dropout=`` (as in
 ``rnncore.layers``; the masks' seeds come from torch's generator, one per forward pass
-and (layer, direction), so ``torch.manual_seed`` reproduces them).
+and (layer, direction), so ``torch.manual_seed`` reproduces them). All of them combine:
+weight drop masks ``weight_hh`` before the kernels, the regularisers act inside them, and
+``checkpoint_every`` recomputes each segment with the same seeds and absolute steps.
 
 CPU tensors of float32 or float64 only: a CUDA tensor, another dtype, a sparse tensor
 or a forward-mode (dual) tensor raises ``TypeError``/``ValueError`` naming the argument.
@@ -47,34 +52,40 @@ class _Kernels:
 
     ``forward`` returns (y, final states, saved arrays), ``backward`` adds into the
     weight-gradient arrays and returns (dx, initial-state gradients); the step
-    functions likewise for one step. Weights are (w_ih, w_hh, b_ih, b_hh, w_ch), None
-    where absent."""
+    functions likewise for one step. Weights are (w_ih, w_hh, b_ih, b_hh, w_ch, w_hr), None
+    where absent; with proj (LSTM's proj_size) the LSTM runs the lstmp kernels, which take
+    w_hr and save m as well."""
 
-    def __init__(self, kind, backend, option):
-        self.kind, self.option = kind, option
+    def __init__(self, kind, backend, option, proj=False):
+        self.kind, self.option, self.proj = kind, option, proj
         self.backend, self.ops = backends.resolve(backend)
         self.n_states = 2 if kind == "lstm" else 1
 
     def __getstate__(self):  # pickling a module (torch.save, copy.deepcopy): the backend by name
-        return self.kind, self.backend, self.option
+        return self.kind, self.backend, self.option, self.proj
 
     def __setstate__(self, state):
         self.__init__(*state)
 
     def forward(self, x, s0, w, lengths, reverse, reg):
-        """reg: zoneout and recurrent dropout as the kernels' keyword arguments ({}: off).
-        With zoneout the last saved array is the kernels' unmixed states."""
+        """reg: zoneout and recurrent dropout as the kernels' keyword arguments ({}: off;
+        t0 the absolute step of x[0]). With zoneout the last saved array is the kernels'
+        unmixed states (the RNN's h, the LSTM's c: H wide, even with a projection)."""
         if self.backend == "native":
             _threads.claim_cores()
         ops, o = self.ops, self.option
-        unmixed = (np.empty((1, *x.shape[:2], w[1].shape[1]), x.dtype)
+        H = w[0].shape[0] // (4 if self.kind == "lstm" else 1)
+        unmixed = (np.empty((1, *x.shape[:2], H), x.dtype)
                    if reg.get("zoneout", 0) > 0 and self.kind != "gru" else None)
         kw = dict(reg, unmixed=unmixed) if reg else {}
         if self.kind == "rnn":
             y, h = ops.elman_forward(x, s0[0], *w[:4], o, lengths, reverse, **kw)
             fin, saved = (h[0] if reverse else h[-1],), (h,)
+        elif self.kind == "lstm" and self.proj:
+            y, h, c, *saved = ops.lstmp_forward(x, s0[0], s0[1], w[0], w[1], w[5], *w[2:5], lengths, reverse, **kw)
+            fin, saved = ((h[0], c[0]) if reverse else (h[-1], c[-1])), (h, c, *saved)
         elif self.kind == "lstm":
-            y, h, c, gates = ops.lstm_forward(x, s0[0], s0[1], *w, lengths, reverse, **kw)
+            y, h, c, gates = ops.lstm_forward(x, s0[0], s0[1], *w[:5], lengths, reverse, **kw)
             fin, saved = ((h[0], c[0]) if reverse else (h[-1], c[-1])), (h, c, gates)
         else:
             y, h, gates, hn = ops.gru_forward(x, s0[0], *w[:4], o, lengths, reverse, **kw)
@@ -93,9 +104,13 @@ class _Kernels:
         if self.kind == "rnn":
             dx, dh0 = ops.elman_backward(dy, ds_n[0], x, *saved, w[0], w[1], o, lengths, reverse, *g[:4], **kw)
             return dx, (dh0,)
+        if self.kind == "lstm" and self.proj:
+            dx, dh0, dc0 = ops.lstmp_backward(dy, ds_n[0], ds_n[1], x, *saved, w[0], w[1], w[5], w[4], lengths,
+                                              reverse, g[0], g[1], g[5], *g[2:5], **kw)
+            return dx, (dh0, dc0)
         if self.kind == "lstm":
             dx, dh0, dc0 = ops.lstm_backward(dy, ds_n[0], ds_n[1], x, *saved, w[0], w[1], w[4], lengths, reverse,
-                                             *g, **kw)
+                                             *g[:5], **kw)
             return dx, (dh0, dc0)
         dx, dh0 = ops.gru_backward(dy, ds_n[0], x, *saved, w[0], w[1], o, lengths, reverse, *g[:4], **kw)
         return dx, (dh0,)
@@ -106,7 +121,7 @@ class _Kernels:
         if self.kind == "rnn":
             return (ops.elman_step_forward(x, s[0], *w[:4], o),), ()
         if self.kind == "lstm":
-            h, c, gates = ops.lstm_step_forward(x, s[0], s[1], *w)
+            h, c, gates = ops.lstm_step_forward(x, s[0], s[1], *w[:5])
             return (h, c), (gates,)
         h, gates, hn = ops.gru_step_forward(x, s[0], *w[:4], o)
         return (h,), (gates, hn)
@@ -118,7 +133,8 @@ class _Kernels:
             dx, dh = ops.elman_step_backward(ds[0], x, s[0], new[0], w[0], w[1], o, *g[:4])
             return dx, (dh,)
         if self.kind == "lstm":
-            dx, dh, dc = ops.lstm_step_backward(ds[0], ds[1], x, s[0], s[1], new[1], saved[0], w[0], w[1], w[4], *g)
+            dx, dh, dc = ops.lstm_step_backward(ds[0], ds[1], x, s[0], s[1], new[1], saved[0], w[0], w[1], w[4],
+                                                *g[:5])
             return dx, (dh, dc)
         dx, dh = ops.gru_step_backward(ds[0], x, s[0], *saved, w[0], w[1], o, *g[:4])
         return dx, (dh,)
@@ -144,12 +160,13 @@ class _Sequence(torch.autograd.Function):
     """One (layer, direction) over a whole sequence.
 
     Inputs: kernels, lengths (int64 array or None), reverse, reg (zoneout and recurrent
-    dropout, a dict), x [T,B,I] (contiguous), h0, c0 [B,H] or None, w_ih, w_hh, b_ih, b_hh,
-    w_ch (None where absent). Outputs: y [T,B,H] and the final states [B,H] (one or two)."""
+    dropout, a dict), x [T,B,I] (contiguous), h0 [B,P], c0 [B,H] or None, w_ih, w_hh, b_ih,
+    b_hh, w_ch, w_hr (None where absent). Outputs: y [T,B,P] and the final states (one or
+    two); P is H without a projection."""
 
     @staticmethod
-    def forward(ctx, kernels, lengths, reverse, reg, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_ch):
-        w = (w_ih, w_hh, b_ih, b_hh, w_ch)
+    def forward(ctx, kernels, lengths, reverse, reg, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_ch, w_hr):
+        w = (w_ih, w_hh, b_ih, b_hh, w_ch, w_hr)
         y, fin, saved = kernels.forward(_np(x), (_np(h0), _np(c0)), tuple(map(_np, w)), lengths, reverse, reg)
         ctx.kernels, ctx.lengths, ctx.reverse, ctx.reg = kernels, lengths, reverse, reg
         ctx.has_state = (h0 is not None, c0 is not None)
@@ -164,7 +181,7 @@ class _Sequence(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, dy, *dfin):
         x, *rest = ctx.saved_tensors
-        w, saved = rest[:5], [_np(t) for t in rest[5:]]
+        w, saved = rest[:6], [_np(t) for t in rest[6:]]
         g = _grad_buffers(w)
         k = ctx.kernels
         dx, ds0 = k.backward(_np_contiguous(dy), tuple(map(_np_contiguous, dfin)), _np(x), saved,
@@ -177,13 +194,81 @@ class _Sequence(torch.autograd.Function):
                 *(gi if need[7 + i] else None for i, gi in enumerate(g)))
 
 
+class _CheckpointedSequence(torch.autograd.Function):
+    """``_Sequence`` with ``checkpoint_every=k`` (memory-efficient BPTT, as the NumPy
+    layers' option): forward runs segments of k steps and keeps only the states each
+    starts from; backward recomputes one segment's forward at a time, last first, and
+    runs its backward, which adds that segment's weight gradients.
+
+    Inputs: kernels, lengths, reverse, k, reg, then those of ``_Sequence`` from x. Zoneout and
+    recurrent dropout (reg) run each segment with the pass's seed and t0 = the segment's
+    first step, so the masks are the whole sequence's and a recomputed segment draws the
+    ones its forward drew."""
+
+    @staticmethod
+    def forward(ctx, kernels, lengths, reverse, every, reg, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_ch, w_hr):
+        w = (w_ih, w_hh, b_ih, b_hh, w_ch, w_hr)
+        xn, wn, T = _np(x), tuple(map(_np, w)), x.shape[0]
+        bounds = [(t0, min(t0 + every, T)) for t0 in range(0, T, every)]
+        if reverse:
+            bounds.reverse()
+        # the initial states copied: the caller may change h0 before backward
+        starts, states, y = [], tuple(None if t is None else _np(t).copy() for t in (h0, c0)), None
+        for t0, t1 in bounds:
+            starts.append(states)
+            seg, fin, _ = kernels.forward(xn[t0:t1], states, wn, _segment_lengths(lengths, t0, t1), reverse,
+                                          _segment_reg(reg, t0))
+            if y is None:
+                y = np.empty((T,) + seg.shape[1:], seg.dtype)
+            y[t0:t1] = seg
+            # copies: a view would keep the segment's whole history alive
+            states = tuple(f.copy() for f in fin) + (None,) * (2 - len(fin))
+        ctx.kernels, ctx.lengths, ctx.reverse, ctx.reg = kernels, lengths, reverse, reg
+        ctx.bounds, ctx.starts = bounds, starts
+        ctx.has_state = (h0 is not None, c0 is not None)
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(x, *w)
+        return (torch.from_numpy(y),) + tuple(torch.from_numpy(f) for f in states[:kernels.n_states])
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dy, *dfin):
+        x, *w = ctx.saved_tensors
+        g = _grad_buffers(w)
+        k, xn, wn, gn = ctx.kernels, _np(x), tuple(map(_np, w)), tuple(map(_np, g))
+        dyn = _np_contiguous(dy)
+        dx = np.empty_like(xn)
+        carry = tuple(map(_np_contiguous, dfin))
+        for (t0, t1), states in zip(reversed(ctx.bounds), reversed(ctx.starts)):
+            lengths = _segment_lengths(ctx.lengths, t0, t1)
+            reg = _segment_reg(ctx.reg, t0)
+            _, _, saved = k.forward(xn[t0:t1], states, wn, lengths, ctx.reverse, reg)
+            dx[t0:t1], carry = k.backward(None if dyn is None else dyn[t0:t1], carry, xn[t0:t1], saved, wn, lengths,
+                                          ctx.reverse, gn, reg)
+        need = ctx.needs_input_grad
+        dstates = [torch.from_numpy(carry[i]) if i < k.n_states and ctx.has_state[i] and need[6 + i] else None
+                   for i in range(2)]
+        return (None, None, None, None, None, torch.from_numpy(dx) if need[5] else None, *dstates,
+                *(gi if need[8 + i] else None for i, gi in enumerate(g)))
+
+
+def _segment_lengths(lengths, t0, t1):
+    """The lengths of a segment [t0, t1) of sequences of the given lengths."""
+    return None if lengths is None else np.clip(lengths - t0, 0, t1 - t0)
+
+
+def _segment_reg(reg, t0):
+    """The regularisers' keyword arguments for a segment starting at absolute step t0."""
+    return dict(reg, t0=t0) if reg else {}
+
+
 class _Step(torch.autograd.Function):
     """One step of a cell. Inputs: kernels, x [B,I], h [B,H], c [B,H] or None, weights.
     Outputs: the new states (one or two)."""
 
     @staticmethod
-    def forward(ctx, kernels, x, h, c, w_ih, w_hh, b_ih, b_hh, w_ch):
-        w = (w_ih, w_hh, b_ih, b_hh, w_ch)
+    def forward(ctx, kernels, x, h, c, w_ih, w_hh, b_ih, b_hh, w_ch, w_hr):
+        w = (w_ih, w_hh, b_ih, b_hh, w_ch, w_hr)
         s = (_np(h),) if c is None else (_np(h), _np(c))
         new, saved = kernels.step_forward(_np(x), s, tuple(map(_np, w)))
         outs = tuple(torch.from_numpy(a) for a in new)
@@ -199,10 +284,10 @@ class _Step(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, *dnew):
         x, h, c, *rest = ctx.saved_tensors
-        w, new, saved = rest[:5], rest[5:5 + ctx.n_out], rest[5 + ctx.n_out:]
+        w, new, saved = rest[:6], rest[6:6 + ctx.n_out], rest[6 + ctx.n_out:]
         k = ctx.kernels
         if all(d is None for d in dnew):
-            return (None,) * 9
+            return (None,) * 10
         ds = [_np_contiguous(d) for d in dnew]
         if ds[0] is None:  # the kernels take dh as an array; dc may be None
             ds[0] = np.zeros(tuple(new[0].shape), _np(new[0]).dtype)
@@ -223,6 +308,17 @@ def _positive_int(name, value):
         raise TypeError(f"{name}: expected a positive int, got {type(value).__name__} {value!r}")
     if value <= 0:
         raise ValueError(f"{name}: expected a positive int, got {value}")
+    return int(value)
+
+
+def _proj_size(value, hidden_size):
+    """0 (no projection) or an int in [1, hidden_size), as torch.nn.LSTM's proj_size."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"proj_size: expected an int (0 for no projection), got {type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(f"proj_size: expected 0 (no projection) or a positive int, got {value}")
+    if value >= hidden_size:
+        raise ValueError(f"proj_size: must be smaller than hidden_size ({hidden_size}), got {value}")
     return int(value)
 
 
@@ -322,7 +418,8 @@ class _RNNBase(nn.Module):
     _G = 1
 
     def __init__(self, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                 device, dtype, backend, option, peephole=False, zoneout=0.0, recurrent_dropout=0.0):
+                 device, dtype, backend, option, peephole=False, proj_size=0, weight_drop=0.0,
+                 checkpoint_every=None, zoneout=0.0, recurrent_dropout=0.0):
         super().__init__()
         dtype = _factory(device, dtype)
         self.input_size = _positive_int("input_size", input_size)
@@ -335,19 +432,27 @@ class _RNNBase(nn.Module):
         self.dropout = float(dropout)
         self.bidirectional = _flag("bidirectional", bidirectional)
         self.peephole = _flag("peephole", peephole)
+        if isinstance(weight_drop, bool) or not isinstance(weight_drop, numbers.Real) or not 0 <= weight_drop <= 1:
+            raise ValueError(f"weight_drop: expected a probability in [0, 1], got {weight_drop!r}")
+        self.weight_drop = float(weight_drop)
+        self.checkpoint_every = None if checkpoint_every is None else _positive_int("checkpoint_every",
+                                                                                    checkpoint_every)
         self.zoneout = _checks.probability("zoneout", zoneout)
         self.recurrent_dropout = _checks.probability("recurrent_dropout", recurrent_dropout)
-        self._kernels = _Kernels(self._kind, backend, option)
+        self.proj_size = _proj_size(proj_size, self.hidden_size)
+        self._kernels = _Kernels(self._kind, backend, option, self.proj_size > 0)
         self.backend = self._kernels.backend
         D, H, G = self.num_directions, self.hidden_size, self._G
-        self._names = []  # per (layer, direction): the five weight names, None where absent
+        P = self.proj_size or H
+        self._names = []  # per (layer, direction): the six weight names, None where absent
         for layer in range(self.num_layers):
-            layer_in = self.input_size if layer == 0 else H * D
+            layer_in = self.input_size if layer == 0 else P * D
             for d in range(D):
                 sfx = f"_l{layer}" + ("_reverse" if d else "")
-                shapes = {"weight_ih": (G * H, layer_in), "weight_hh": (G * H, H),
+                shapes = {"weight_ih": (G * H, layer_in), "weight_hh": (G * H, P),
                           "bias_ih": (G * H,) if self.bias else None, "bias_hh": (G * H,) if self.bias else None,
-                          "weight_ch": (3 * H,) if self.peephole else None}
+                          "weight_ch": (3 * H,) if self.peephole else None,
+                          "weight_hr": (P, H) if self.proj_size else None}
                 names = []
                 for base, shape in shapes.items():
                     if shape is None:
@@ -391,10 +496,11 @@ class _RNNBase(nn.Module):
             states = tuple(hx)
         else:
             states = (hx,)
-        LD, H = self.num_layers * self.num_directions, self.hidden_size
-        shape = (LD, B, H) if batched else (LD, H)
+        LD = self.num_layers * self.num_directions
         out = []
-        for n, s in zip(names, states):
+        for k, (n, s) in enumerate(zip(names, states)):
+            H = (self.proj_size or self.hidden_size) if k == 0 else self.hidden_size  # h is P wide
+            shape = (LD, B, H) if batched else (LD, H)
             _check_tensor(n, s, dtype)
             if tuple(s.shape) != shape:
                 raise ValueError(f"{n}: expected shape {shape}, got {tuple(s.shape)}")
@@ -461,7 +567,15 @@ class _RNNBase(nn.Module):
                 k = layer * D + d
                 s0 = [None if s is None else s[k] for s in states0] + [None] * (2 - k_states)
                 w = [None if n is None else getattr(self, n) for n in self._names[k]]
-                y, *fin = _Sequence.apply(self._kernels, lengths, bool(d), self._regularise(), inp, *s0, *w)
+                if self.weight_drop > 0 and self.training:  # one mask per forward pass; autograd masks the gradient
+                    p = self.weight_drop
+                    w[1] = w[1] * torch.empty_like(w[1]).bernoulli_(1 - p).mul_(0.0 if p == 1 else 1 / (1 - p))
+                reg = self._regularise()
+                every = self.checkpoint_every
+                if every is not None and x.shape[0] > every:
+                    y, *fin = _CheckpointedSequence.apply(self._kernels, lengths, bool(d), every, reg, inp, *s0, *w)
+                else:
+                    y, *fin = _Sequence.apply(self._kernels, lengths, bool(d), reg, inp, *s0, *w)
                 outs.append(y)
                 for i, f in enumerate(fin):
                     finals[i].append(f)
@@ -486,7 +600,8 @@ class _RNNBase(nn.Module):
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
         for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0), ("bidirectional", False),
-                              ("peephole", False), ("zoneout", 0.0), ("recurrent_dropout", 0.0)):
+                              ("proj_size", 0), ("peephole", False), ("weight_drop", 0.0), ("checkpoint_every", None),
+                              ("zoneout", 0.0), ("recurrent_dropout", 0.0)):
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)}"
         return s + ("" if self.backend == "native" else f", backend={self.backend!r}")
@@ -499,14 +614,15 @@ class RNN(_RNNBase):
     _kind, _G = "rnn", 1
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, device=None, dtype=None, *, zoneout=0.0, recurrent_dropout=0.0,
-                 backend=None):
+                 dropout=0.0, bidirectional=False, device=None, dtype=None, *, weight_drop=0.0, checkpoint_every=None,
+                 zoneout=0.0, recurrent_dropout=0.0, backend=None):
         if not isinstance(nonlinearity, str) or nonlinearity not in NONLINEARITIES:
             raise ValueError(f"nonlinearity: expected one of {', '.join(map(repr, NONLINEARITIES))}, "
                              f"got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         device, dtype, backend, nonlinearity, zoneout=zoneout, recurrent_dropout=recurrent_dropout)
+                         device, dtype, backend, nonlinearity, weight_drop=weight_drop,
+                         checkpoint_every=checkpoint_every, zoneout=zoneout, recurrent_dropout=recurrent_dropout)
 
     def extra_repr(self):
         s = super().extra_repr()
@@ -514,19 +630,20 @@ class RNN(_RNNBase):
 
 
 class LSTM(_RNNBase):
-    """LSTM as torch.nn.LSTM (gates i, f, g, o), on rnncore's kernels. ``peephole=True``
-    adds Gers et al.'s diagonal peepholes ``weight_ch_l{k}`` [3H] (i, f, o)."""
+    """LSTM as torch.nn.LSTM (gates i, f, g, o), on rnncore's kernels. ``proj_size=P``
+    (0 < P < hidden_size) projects h as torch does: h_t = W_hr (o_t * tanh(c_t)) with
+    ``weight_hr_l{k}`` [P,H], h0/h_n (L*D,B,P), output D*P features. ``peephole=True``
+    adds Gers et al.'s diagonal peepholes ``weight_ch_l{k}`` [3H] (i, f, o), which read c
+    and combine with a projection."""
 
     _kind, _G = "lstm", 4
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, proj_size=0, device=None, dtype=None, *, peephole=False, zoneout=0.0,
-                 recurrent_dropout=0.0, backend=None):
-        if proj_size != 0:
-            raise ValueError(f"proj_size: projections are not available in rnncore, got {proj_size!r}")
-        self.proj_size = 0
+                 bidirectional=False, proj_size=0, device=None, dtype=None, *, peephole=False, weight_drop=0.0,
+                 checkpoint_every=None, zoneout=0.0, recurrent_dropout=0.0, backend=None):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         device, dtype, backend, None, peephole=peephole, zoneout=zoneout,
+                         device, dtype, backend, None, peephole=peephole, proj_size=proj_size,
+                         weight_drop=weight_drop, checkpoint_every=checkpoint_every, zoneout=zoneout,
                          recurrent_dropout=recurrent_dropout)
 
 
@@ -538,12 +655,12 @@ class GRU(_RNNBase):
     _kind, _G = "gru", 3
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, device=None, dtype=None, *, reset_after=True, zoneout=0.0,
-                 recurrent_dropout=0.0, backend=None):
+                 bidirectional=False, device=None, dtype=None, *, reset_after=True, weight_drop=0.0,
+                 checkpoint_every=None, zoneout=0.0, recurrent_dropout=0.0, backend=None):
         self.reset_after = _flag("reset_after", reset_after)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         device, dtype, backend, self.reset_after, zoneout=zoneout,
-                         recurrent_dropout=recurrent_dropout)
+                         device, dtype, backend, self.reset_after, weight_drop=weight_drop,
+                         checkpoint_every=checkpoint_every, zoneout=zoneout, recurrent_dropout=recurrent_dropout)
 
     def extra_repr(self):
         s = super().extra_repr()
@@ -567,7 +684,7 @@ class _CellBase(nn.Module):
         H, G = self.hidden_size, self._G
         shapes = {"weight_ih": (G * H, self.input_size), "weight_hh": (G * H, H),
                   "bias_ih": (G * H,) if self.bias else None, "bias_hh": (G * H,) if self.bias else None,
-                  "weight_ch": (3 * H,) if self.peephole else None}
+                  "weight_ch": (3 * H,) if self.peephole else None, "weight_hr": None}
         self._names = tuple(None if s is None else n for n, s in shapes.items())
         for name, shape in shapes.items():
             if shape is not None:

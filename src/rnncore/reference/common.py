@@ -7,6 +7,7 @@ Dimension letters, used word for word in ``cpp/runtime/common.h``:
     T  time steps          B  batch           I  input size
     H  hidden size         G  gates per cell (Elman 1, IndRNN 1, GRU 3, LSTM 4)
     L  layers              D  directions (1, or 2 when bidirectional)
+    P  the width of h and y: H, or the projection size (LSTMP, torch's proj_size)
 
 Layouts are time-major and C-contiguous: ``x [T,B,I]``, gate pre-activations and
 post-activations ``[T,B,G*H]`` with the gates in PyTorch's order as contiguous
@@ -31,6 +32,7 @@ A cell (an object of the cell modules) has ``spec`` (its ``rnncore._spec.CellSpe
 states, saved buffers) and::
 
     project(x, p)                -> the input projection of all rows, [rows, G*H] (one GEMM)
+    state_widths(H, p)           -> the width of each state (LSTMP: h is P wide)
     step(pre_t, prev, hin, p)    -> (new states, saved per-step buffers); hin is the h_{t-1}
                                     the recurrence multiplies by w_hh (prev[0], or its
                                     recurrent-dropout-masked copy)
@@ -41,6 +43,9 @@ states, saved buffers) and::
                                     states' through their direct uses (None: zero), dhin hin's
     extra_grad(dextra, dah, prev, new)   adds the extra parameter's gradient (LSTM peepholes)
     weight_grad(dw_hh, dah, h_in, saved) adds dw_hh (h_in: the hin of every step)
+    proj_grad(dw_hr, dh, saved)  adds dw_hr from the whole gradient reaching each h (only a
+                                 cell whose spec has a projection; with zoneout, the cell's
+                                 share of it)
 
 Zoneout and variational recurrent dropout are the driver's, around the step maths, as in
 ``cpp/driver/regularise.h`` (whose comment has the formulations). Zoneout (Krueger et al.
@@ -49,7 +54,8 @@ Zoneout and variational recurrent dropout are the driver's, around the step math
 gradient reaching ``s_t`` into the cell and ``m`` straight to ``s_{t-1}``. Recurrent
 dropout (Gal & Ghahramani 2016): ``hin = h_{t-1} * M``, one mask ``M = Bernoulli(1 - p) /
 (1 - p)`` per (b, unit) for the whole sequence. The masks are the same counter-based hash
-of (seed, stream, t, b, unit) as the kernels', with t absolute (``t0`` plus the step).
+of (seed, stream, t, b, unit) as the kernels', with t absolute (``t0`` plus the step), and
+each state's as wide as the state (the LSTMP's h and M: P units).
 """
 
 from __future__ import annotations
@@ -69,6 +75,7 @@ class Params(NamedTuple):
     b_ih: Optional[np.ndarray] = None
     b_hh: Optional[np.ndarray] = None
     extra: Optional[np.ndarray] = None
+    w_hr: Optional[np.ndarray] = None
 
 
 def sigmoid(a):
@@ -255,22 +262,22 @@ def _merge(dprev, dhin, M):
 # ---- the driver ------------------------------------------------------------------------
 
 def sequence_forward(cell, x, states0, p, lengths, reverse, reg=OFF):
-    """One direction of a whole sequence: (y [T,B,H], state histories [T+1,B,H]...,
+    """One direction of a whole sequence: (y [T,B,P], state histories [T+1,B,width]...,
     saved per-step buffers [T,B,width*H]...) and, with zoneout, the unmixed new states
-    [R,T,B,H] of the states the cell's backward reads (else None)."""
+    [R,T,B,width] of the states the cell's backward reads (else None)."""
     T, B, I = x.shape
-    N = cell.spec.G * (p.w_hh.shape[-1] if not cell.spec.vector_recurrence else p.w_hh.shape[0])
+    N = p.w_ih.shape[0]
     H = N // cell.spec.G
     pre = cell.project(x.reshape(T * B, I), p).reshape(T, B, N)
     valid = valid_mask(T, B, lengths, bool)
-    hist = [np.empty((T + 1, B, H), x.dtype) for _ in cell.spec.states]
+    hist = [np.empty((T + 1, B, w), x.dtype) for w in cell.state_widths(H, p)]
     for h, s0 in zip(hist, states0):
         h[T if reverse else 0] = 0 if s0 is None else s0
-    y = np.empty((T, B, H), x.dtype)
+    y = np.empty((T, B, hist[0].shape[2]), x.dtype)
     saved = [np.empty((T, B, width * H), x.dtype) for _, width in cell.spec.saved]
-    M = dropout_mask(reg, B, H, x.dtype) if reg.recurrent_dropout > 0 else None
+    M = dropout_mask(reg, B, hist[0].shape[2], x.dtype) if reg.recurrent_dropout > 0 else None
     reads = read_states(cell.spec)
-    unmixed = np.zeros((len(reads), T, B, H), x.dtype) if reg.zoneout > 0 and reads else None
+    unmixed = np.zeros((len(reads), T, B, hist[reads[0]].shape[2]), x.dtype) if reg.zoneout > 0 and reads else None
     for t in step_order(T, reverse):
         prev = tuple(h[prev_index(t, reverse)] for h in hist)
         new, sv = cell.step(pre[t], prev, prev[0] if M is None else prev[0] * M, p)
@@ -293,13 +300,14 @@ def sequence_backward(cell, dy, dstates_n, x, hist, saved, p, lengths, reverse, 
     """Backpropagation through time for one direction; adds into the gradients g (a
     Params of gradients). Returns (dx [T,B,I], the initial states' gradients...)."""
     T, B, I = x.shape
-    H = hist[0].shape[2]
-    N = cell.spec.G * H
+    N = p.w_ih.shape[0]
+    P = hist[0].shape[2]
     valid = valid_mask(T, B, lengths, bool)
-    M = dropout_mask(reg, B, H, x.dtype) if reg.recurrent_dropout > 0 else None
+    M = dropout_mask(reg, B, P, x.dtype) if reg.recurrent_dropout > 0 else None
     reads = read_states(cell.spec) if reg.zoneout > 0 else []
-    d = [np.zeros((B, H), x.dtype) if s is None else np.array(s, x.dtype) for s in dstates_n]
+    d = [np.zeros((B, h.shape[2]), x.dtype) if s is None else np.array(s, x.dtype) for s, h in zip(dstates_n, hist)]
     dax, dah = np.zeros((T, B, N), x.dtype), np.zeros((T, B, N), x.dtype)
+    dh = np.zeros((T, B, P), x.dtype) if cell.spec.proj else None  # the whole gradient reaching each h
     for t in reversed(step_order(T, reverse)):
         p_t, n_t = prev_index(t, reverse), next_index(t, reverse)
         prev, new = tuple(h[p_t] for h in hist), [h[n_t] for h in hist]
@@ -320,20 +328,25 @@ def sequence_backward(cell, dy, dstates_n, x, hist, saved, p, lengths, reverse, 
             dprev = tuple(np.where(valid[t], dp, dk) for dp, dk in zip(dprev, d))
         cell.extra_grad(g.extra, dah_t, prev, new)
         dax[t], dah[t] = dax_t, dah_t
+        if dh is not None:
+            dh[t] = dnew[0] if valid is None else np.where(valid[t], dnew[0], 0)
         d = list(dprev)
     h_in = hist[0][1:] if reverse else hist[0][:-1]
     if M is not None:
         h_in = h_in * M
-    dx = tail(cell, dax.reshape(T * B, N), dah.reshape(T * B, N), x.reshape(T * B, I), h_in.reshape(T * B, H),
-              tuple(v.reshape(T * B, v.shape[2]) for v in saved), p, g)
+    flat = tuple(v.reshape(T * B, v.shape[2]) for v in saved)
+    dx = tail(cell, dax.reshape(T * B, N), dah.reshape(T * B, N), x.reshape(T * B, I), h_in.reshape(T * B, P),
+              flat, p, g)
+    if dh is not None:
+        cell.proj_grad(g.w_hr, dh.reshape(T * B, P), flat)
     return (dx.reshape(x.shape), *d)
 
 
 def step_forward(cell, x, prev, p, reg=OFF):
     """One step: (new states..., saved buffers...) and, with zoneout, the unmixed new
-    states [R,B,H] (else None)."""
-    B, H = prev[0].shape
-    M = dropout_mask(reg, B, H, x.dtype) if reg.recurrent_dropout > 0 else None
+    states [R,B,width] (else None)."""
+    B, P = prev[0].shape
+    M = dropout_mask(reg, B, P, x.dtype) if reg.recurrent_dropout > 0 else None
     new, saved = cell.step(cell.project(x, p), prev, prev[0] if M is None else prev[0] * M, p)
     unmixed, reads = None, read_states(cell.spec)
     if reg.zoneout > 0:
@@ -345,8 +358,8 @@ def step_forward(cell, x, prev, p, reg=OFF):
 def step_backward(cell, dnew, x, prev, new, saved, p, g, reg=OFF):
     """Backward of one step (new: the states the cell reads, with zoneout the unmixed ones):
     adds into g; returns (dx, the previous states' gradients...)."""
-    B, H = prev[0].shape
-    M = dropout_mask(reg, B, H, x.dtype) if reg.recurrent_dropout > 0 else None
+    B, P = prev[0].shape
+    M = dropout_mask(reg, B, P, x.dtype) if reg.recurrent_dropout > 0 else None
     dnew, keep = list(dnew), None
     if reg.zoneout > 0:
         dnew, keep = zip(*(zoneout_split(reg, k, 0, dk) for k, dk in enumerate(dnew)))
@@ -356,6 +369,8 @@ def step_backward(cell, dnew, x, prev, new, saved, p, g, reg=OFF):
     if keep is not None:
         dprev = tuple(dp + kp for dp, kp in zip(dprev, keep))
     cell.extra_grad(g.extra, dah, prev, new)
+    if cell.spec.proj:
+        cell.proj_grad(g.w_hr, dnew[0], saved)
     return (tail(cell, dax, dah, x, hin, saved, p, g), *dprev)
 
 
@@ -376,6 +391,9 @@ class MatrixCell:
 
     def project(self, x, p):
         return project(x, p.w_ih, p.b_ih, p.b_hh)
+
+    def state_widths(self, H, p):
+        return (H,) * len(self.spec.states)
 
     def extra_grad(self, dextra, dah, prev, new):
         pass

@@ -26,6 +26,15 @@ and the output::
 
 and the weight gradients as in the Elman cell with da_t [B,4H]. The sequence loop and
 the weight-gradient tail are the reference driver's (``common``).
+
+With a projection (``lstmp_*``, torch.nn.LSTM's ``proj_size``; Sak et al. 2014), h is
+P wide: ``weight_hr`` [P,H] maps the cell's output m_t to it and ``weight_hh`` is
+[4H,P]::
+
+    m_t = o * tanh(c_t)         h_t = m_t @ weight_hr.T     (y_t = h_t; c_t stays H wide)
+
+and backward, with dh_t the whole gradient reaching h_t, runs the gate maths above with
+dm = dh_t @ weight_hr in place of dh_t, and adds ``dw_hr += dh_t.T @ m_t``.
 """
 
 from __future__ import annotations
@@ -33,7 +42,8 @@ from __future__ import annotations
 import numpy as np
 
 from .._spec import LSTM as SPEC
-from .common import (MatrixCell, Params, forward_into, into, regularise, sequence_backward, sequence_forward,
+from .._spec import LSTMP as SPEC_P
+from .common import (MatrixCell, Params, add, forward_into, into, regularise, sequence_backward, sequence_forward,
                      sigmoid, step_backward, step_forward)
 
 
@@ -93,6 +103,27 @@ class LSTM(MatrixCell):
             dw_ch[2 * H:] += (da[:, 3 * H:] * c).sum(0)
 
 
+class LSTMP(LSTM):
+    spec = SPEC_P  # h [B,P], c [B,H]; saved gates, m
+
+    def state_widths(self, H, p):
+        return (p.w_hr.shape[0], H)
+
+    def step(self, pre, prev, hin, p):
+        gates, c = _gates(pre + hin @ p.w_hh.T, prev[1], p.extra)
+        H = c.shape[-1]
+        m = gates[:, 3 * H:] * np.tanh(c)
+        return (m @ p.w_hr.T, c), (gates, m)
+
+    def step_backward(self, d, prev, hin, new, saved, p):
+        dh, dc = d
+        da, dc_prev = _gates_backward(dh @ p.w_hr, dc, prev[1], new[1], saved[0], p.extra)
+        return da, da, (None, dc_prev), da @ p.w_hh
+
+    def proj_grad(self, dw_hr, dh, saved):
+        add(dw_hr, dh.T @ saved[1])
+
+
 def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_ch=None, lengths=None, reverse=False, *,
                  zoneout=0.0, recurrent_dropout=0.0, seed=0, t0=0, training=True, unmixed=None, out=None):
     """Whole sequence, one direction. Returns y [T,B,H] (zero at padded steps), the state
@@ -132,3 +163,42 @@ def lstm_step_backward(dh, dc, x, h_prev, c_prev, c, gates, w_ih, w_hh, w_ch,
                          Params(dw_ih, dw_hh, db_ih, db_hh, dw_ch), reg)
 
 
+def lstmp_forward(x, h0, c0, w_ih, w_hh, w_hr, b_ih, b_hh, w_ch=None, lengths=None, reverse=False, *,
+                  zoneout=0.0, recurrent_dropout=0.0, seed=0, t0=0, training=True, unmixed=None, out=None):
+    """Whole sequence, one direction, h projected by w_hr [P,H]. Returns y [T,B,P], the
+    state histories h [T+1,B,P] and c [T+1,B,H], gates [T,B,4H] and m [T,B,H]; with
+    zoneout, c before mixing into unmixed [1,T,B,H]."""
+    reg = regularise(zoneout, recurrent_dropout, seed, t0, training)
+    return forward_into(out, unmixed, sequence_forward(LSTMP(), x, (h0, c0), Params(w_ih, w_hh, b_ih, b_hh, w_ch,
+                                                                                     w_hr), lengths, reverse, reg))
+
+
+def lstmp_backward(dy, dh_n, dc_n, x, h, c, gates, m, w_ih, w_hh, w_hr, w_ch, lengths, reverse,
+                   dw_ih, dw_hh, dw_hr, db_ih, db_hh, dw_ch, *, zoneout=0.0, recurrent_dropout=0.0, seed=0, t0=0,
+                   training=True, unmixed=None, out=None):
+    """BPTT for lstmp_forward: adds into the weight gradients; returns (dx [T,B,I],
+    dh0 [B,P], dc0 [B,H])."""
+    reg = regularise(zoneout, recurrent_dropout, seed, t0, training)
+    return into(out, sequence_backward(LSTMP(), dy, (dh_n, dc_n), x, (h, c), (gates, m),
+                                       Params(w_ih, w_hh, extra=w_ch, w_hr=w_hr), lengths, reverse,
+                                       Params(dw_ih, dw_hh, db_ih, db_hh, dw_ch, dw_hr), reg, unmixed))
+
+
+def lstmp_step_forward(x, h_prev, c_prev, w_ih, w_hh, w_hr, b_ih, b_hh, w_ch=None, *, zoneout=0.0,
+                       recurrent_dropout=0.0, seed=0, t0=0, training=True, unmixed=None):
+    """One step. x [B,I], h_prev [B,P], c_prev [B,H] -> (h, c, gates [B,4H], m [B,H])."""
+    reg = regularise(zoneout, recurrent_dropout, seed, t0, training)
+    return forward_into(None, unmixed, step_forward(LSTMP(), x, (h_prev, c_prev),
+                                                    Params(w_ih, w_hh, b_ih, b_hh, w_ch, w_hr), reg))
+
+
+def lstmp_step_backward(dh, dc, x, h_prev, c_prev, c, gates, m, w_ih, w_hh, w_hr, w_ch,
+                        dw_ih, dw_hh, dw_hr, db_ih, db_hh, dw_ch, *, zoneout=0.0, recurrent_dropout=0.0, seed=0,
+                        t0=0, training=True):
+    """Backward of one step; dc may be None (with zoneout, c is the unmixed one). Adds into
+    the weight gradients; returns (dx, dh_prev [B,P], dc_prev [B,H])."""
+    dc = np.zeros_like(c) if dc is None else dc
+    reg = regularise(zoneout, recurrent_dropout, seed, t0, training)
+    return step_backward(LSTMP(), (dh, dc), x, (h_prev, c_prev), (None, c), (gates, m),
+                         Params(w_ih, w_hh, extra=w_ch, w_hr=w_hr), Params(dw_ih, dw_hh, db_ih, db_hh, dw_ch, dw_hr),
+                         reg)
