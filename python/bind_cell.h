@@ -17,6 +17,14 @@
 //            opt, dw_ih, dw_hh, db_ih, db_hh, dw_e) -> (dx, dh_prev, dc_prev)
 // A cell with a projection (LSTMP's w_hr [P,H]) takes it after w_hh and its gradient after
 // dw_hh; h, y and their gradients are then [.., P] and w_hh is [G*H, P].
+// Every function takes, keyword-only, the regularisers (driver/regularise.h):
+//   zoneout=0.0, recurrent_dropout=0.0, seed=0, t0=0, training=True
+// (seed: the masks', in [0, 2**64); t0: absolute time of step 0; training=False: zoneout's
+// expectation instead of its masks)
+// and forward, backward and step_forward unmixed=None: the [R,T,B,W] ([R,B,W] for a step)
+// new states before zoneout's mixing of the R states the cell's backward reads (W their
+// width: H, or P for h), written by forward and read by backward; required with zoneout
+// when R > 0. step_backward takes them in place of the new states.
 #pragma once
 
 #include <array>
@@ -39,8 +47,9 @@ enum class Fn { forward, backward, step_forward, step_backward };
 // What an argument is; k indexes the cell's states or saved buffers.
 enum class Role {
   x, state_in, w_ih, w_hh, w_proj, b_ih, b_hh, extra, option, lengths, reverse, dy, dstate_in, state_out,
-  saved, dw_ih, dw_hh, dw_proj, db_ih, db_hh, dextra, out
+  saved, dw_ih, dw_hh, dw_proj, db_ih, db_hh, dextra, zoneout, recurrent_dropout, seed, t0, training, unmixed, out
 };
+constexpr bool keyword_only(Role r) { return r >= Role::zoneout; }
 struct Arg {
   Role role;
   int k;
@@ -56,10 +65,11 @@ struct Signature {
   static constexpr int Pr = spec.proj != nullptr ? 1 : 0;
   static constexpr int R = int(spec.step_reads_next[0]) + int(spec.states > 1 && spec.step_reads_next[1]);
   static constexpr bool sequence = F == Fn::forward || F == Fn::backward;
-  static constexpr int N = F == Fn::forward         ? 1 + S + 4 + Pr + E + O + 2 + 1
-                           : F == Fn::backward      ? 1 + S + 1 + S + K + 2 + Pr + E + O + 2 + 4 + Pr + E + 1
-                           : F == Fn::step_forward  ? 1 + S + 4 + Pr + E + O
-                                                    : S + 1 + S + R + K + 2 + Pr + E + O + 4 + Pr + E;
+  static constexpr int N = F == Fn::forward         ? 1 + S + 4 + Pr + E + O + 2 + 6 + 1
+                           : F == Fn::backward      ? 1 + S + 1 + S + K + 2 + Pr + E + O + 2 + 4 + Pr + E + 6 + 1
+                           : F == Fn::step_forward  ? 1 + S + 4 + Pr + E + O + 6
+                                                    : S + 1 + S + R + K + 2 + Pr + E + O + 4 + Pr + E + 5;
+  static constexpr int positional = N - (F == Fn::step_backward ? 5 : F == Fn::step_forward ? 6 : 7);
 
   static constexpr std::array<Arg, N> build() {
     std::array<Arg, N> a{};
@@ -103,6 +113,8 @@ struct Signature {
       add(Role::db_hh);
       if (E) add(Role::dextra);
     }
+    for (Role r : {Role::zoneout, Role::recurrent_dropout, Role::seed, Role::t0, Role::training}) add(r, 0, true);
+    if (F != Fn::step_backward) add(Role::unmixed, 0, true);
     if (sequence) add(Role::out, 0, true);
     return a;
   }
@@ -134,6 +146,12 @@ struct Signature {
       case Role::db_ih: return "db_ih";
       case Role::db_hh: return "db_hh";
       case Role::dextra: return "d" + e;
+      case Role::zoneout: return "zoneout";
+      case Role::recurrent_dropout: return "recurrent_dropout";
+      case Role::seed: return "seed";
+      case Role::t0: return "t0";
+      case Role::training: return "training";
+      case Role::unmixed: return "unmixed";
       case Role::out: return "out";
     }
     return "";
@@ -157,6 +175,9 @@ struct Signature {
 const char* activation_name(int a);
 int parse_activation(const py::handle& o);
 bool parse_flag(const py::handle& o, const char* name);
+double parse_probability(const py::handle& o, const char* name);
+std::uint64_t parse_seed(const py::handle& o);
+index_t parse_t0(const py::handle& o);
 
 inline py::object option_default(const CellSpec& spec) {
   if (spec.option == OptionKind::activation) return py::str(activation_name(spec.option_default));
@@ -275,7 +296,8 @@ py::object invoke(const Call& call, const py::object* a) {
   const index_t* lengths = nullptr;
   bool reverse = false;
   int option = spec.option_default;
-  py::object out = py::none();
+  rnncore::Regularise reg{};
+  py::object out = py::none(), unmixed_arg = py::none();
   std::vector<Named> inputs, outputs;
   for (int i = 0; i < N; ++i) {
     const Arg& arg = call.args[i];
@@ -284,7 +306,7 @@ py::object invoke(const Call& call, const py::object* a) {
     const int k = arg.k;
     const bool writes = arg.role == Role::dw_ih || arg.role == Role::dw_hh || arg.role == Role::dw_proj ||
                         arg.role == Role::db_ih || arg.role == Role::db_hh || arg.role == Role::dextra;
-    (writes ? outputs : inputs).emplace_back(o, name);
+    if (arg.role != Role::unmixed) (writes ? outputs : inputs).emplace_back(o, name);  // unmixed: below
     switch (arg.role) {
       case Role::x: x = static_cast<const S*>(d.x); break;  // checked by recurrent_dims
       case Role::state_in:
@@ -328,8 +350,38 @@ py::object invoke(const Call& call, const py::object* a) {
         g.extra = optional<S>(o, name, {spec.extra.width * H}, true);
         break;
       }
+      case Role::zoneout: reg.zoneout = parse_probability(o, name); break;
+      case Role::recurrent_dropout: reg.recurrent_dropout = parse_probability(o, name); break;
+      case Role::seed: reg.seed = parse_seed(o); break;
+      case Role::t0: reg.t0 = parse_t0(o); break;
+      case Role::training: reg.zoneout_masks = parse_flag(o, name); break;
+      case Role::unmixed: unmixed_arg = o; break;
       case Role::out: out = o; break;
     }
+  }
+  // the unmixed states: per state the cell's backward reads, a [T,B,W] (or [B,W]) block, W
+  // those states' width (one width: LSTMP reads c, not its P-wide h)
+  S* unmixed[rnncore::kMaxStates] = {};
+  if (call.index_of(Role::unmixed) >= 0) {
+    int R = 0;
+    index_t W = H;
+    for (int k = 0; k < spec.states; ++k)
+      if (spec.step_reads_next[k]) {
+        W = R ? W : width(k);
+        if (width(k) != W) throw py::value_error("unmixed: the states the cell's backward reads differ in width");
+        ++R;
+      }
+    const bool needed = reg.zoneout_on() && R > 0;
+    if (needed && unmixed_arg.is_none())
+      throw py::value_error("unmixed: required with zoneout > 0 (the new states before mixing, which backward reads)");
+    if (!needed && !unmixed_arg.is_none())
+      throw py::value_error(std::string("unmixed: expected None ") +
+                            (R ? "without zoneout" : "(this cell's backward reads no new state)"));
+    const bool writes = F == Fn::forward || F == Fn::step_forward;
+    S* base = optional<S>(unmixed_arg, "unmixed", seq ? Shape{R, T, B, W} : Shape{R, B, W}, writes);
+    (writes ? outputs : inputs).emplace_back(unmixed_arg, "unmixed");
+    for (int k = 0, r = 0; base && k < spec.states; ++k)
+      if (spec.step_reads_next[k]) unmixed[k] = base + (r++) * (seq ? T : 1) * B * W;
   }
   const Cell cell = Cell::make(option, p.extra != nullptr, P);
   // The outputs: y, the states, the saved buffers (forward); dx, the states' gradients
@@ -379,7 +431,9 @@ py::object invoke(const Call& call, const py::object* a) {
       s.p = p;
       s.lengths = lengths;
       s.reverse = reverse;
-      S* ws = workspace<S>(rnncore::sequence_forward_workspace(cell, T, B, I, H));
+      s.reg = reg;
+      for (int k = 0; k < spec.states; ++k) s.unmixed[k] = unmixed[k];
+      S* ws = workspace<S>(rnncore::sequence_forward_workspace(cell, T, B, I, H, reg));
       rnncore::sequence_forward(cell, s, T, B, I, H, ws);
     } else if (F == Fn::backward) {
       rnncore::SequenceBackward<S> s{};
@@ -396,7 +450,9 @@ py::object invoke(const Call& call, const py::object* a) {
       s.p = p;
       s.lengths = lengths;
       s.reverse = reverse;
-      S* ws = workspace<S>(rnncore::sequence_backward_workspace(cell, T, B, I, H));
+      s.reg = reg;
+      for (int k = 0; k < spec.states; ++k) s.unmixed[k] = unmixed[k];
+      S* ws = workspace<S>(rnncore::sequence_backward_workspace(cell, T, B, I, H, reg));
       rnncore::sequence_backward(cell, s, T, B, I, H, ws);
     } else if (F == Fn::step_forward) {
       rnncore::StepForward<S> s{};
@@ -407,7 +463,9 @@ py::object invoke(const Call& call, const py::object* a) {
       for (int k = 0; k < spec.saved; ++k) s.saved[k] = ptr[spec.states + k];
       s.x = x;
       s.p = p;
-      S* ws = workspace<S>(rnncore::step_forward_workspace(cell, B, I, H));
+      s.reg = reg;
+      for (int k = 0; k < spec.states; ++k) s.unmixed[k] = unmixed[k];
+      S* ws = workspace<S>(rnncore::step_forward_workspace(cell, B, I, H, reg));
       rnncore::step_forward(cell, s, B, I, H, ws);
     } else {
       rnncore::StepBackward<S> s{};
@@ -422,7 +480,8 @@ py::object invoke(const Call& call, const py::object* a) {
       s.g = g;
       s.x = x;
       s.p = p;
-      S* ws = workspace<S>(rnncore::step_backward_workspace(cell, B, I, H));
+      s.reg = reg;
+      S* ws = workspace<S>(rnncore::step_backward_workspace(cell, B, I, H, reg));
       rnncore::step_backward(cell, s, B, I, H, ws);
     }
   }
@@ -446,16 +505,36 @@ auto annotation() {
     return py::arg(name) = option_default(Sig::spec);
   } else if constexpr (arg.role == Role::reverse) {
     return py::arg(name) = false;
+  } else if constexpr (arg.role == Role::zoneout || arg.role == Role::recurrent_dropout) {
+    return py::arg(name) = 0.0;
+  } else if constexpr (arg.role == Role::seed || arg.role == Role::t0) {
+    return py::arg(name) = 0;
+  } else if constexpr (arg.role == Role::training) {
+    return py::arg(name) = true;
   } else {
     return py::arg(name) = py::none();
   }
 }
 
+// The default of a keyword argument as the text signature shows it.
+inline std::string default_text(Role r) {
+  switch (r) {
+    case Role::reverse: return "False";
+    case Role::zoneout:
+    case Role::recurrent_dropout: return "0.0";
+    case Role::seed:
+    case Role::t0: return "0";
+    case Role::training: return "True";
+    default: return "None";
+  }
+}
+
 // Defines one function: a lambda of N py::object parameters (the pack P), annotated with
-// the names and defaults of the first ones (the pack A); a sequence function's last
-// argument, out, is keyword-only.
-template <template <typename> class CellT, Fn F, std::size_t... P, std::size_t... A>
-void define(py::module_& m, const char* name, const char* doc, std::index_sequence<P...>, std::index_sequence<A...>) {
+// the names and defaults of the positional ones (the pack A) and, after a `*`, of the
+// keyword-only ones (the pack K, offset by Sig::positional).
+template <template <typename> class CellT, Fn F, std::size_t... P, std::size_t... A, std::size_t... K>
+void define(py::module_& m, const char* name, const char* doc, std::index_sequence<P...>, std::index_sequence<A...>,
+            std::index_sequence<K...>) {
   using Sig = Signature<CellT, F>;
   auto fn = [](Obj<P>... args) -> py::object {
     const std::array<py::object, sizeof...(P)> a{std::move(args)...};
@@ -463,10 +542,7 @@ void define(py::module_& m, const char* name, const char* doc, std::index_sequen
     return dispatch_float(a[Sig::index_of(Role::x)], "x",
                           [&](auto tag) { return invoke<CellT, decltype(tag)>(call, a.data()); });
   };
-  if constexpr (Sig::sequence)
-    m.def(name, fn, annotation<Sig, A>()..., py::kw_only(), py::arg("out") = py::none(), doc);
-  else
-    m.def(name, fn, annotation<Sig, A>()..., doc);
+  m.def(name, fn, annotation<Sig, A>()..., py::kw_only(), annotation<Sig, Sig::positional + K>()..., doc);
 }
 
 // "name(x, h0, ..., reverse=False, *, out=None)\n--\n\n": a docstring that starts so gives
@@ -478,13 +554,13 @@ std::string text_signature(const std::string& name) {
   for (int i = 0; i < Sig::N; ++i) {
     const Arg& a = Sig::args[i];
     if (i) s += ", ";
-    if (a.role == Role::out) s += "*, ";
+    if (i == Sig::positional) s += "*, ";
     s += Sig::names()[i];
     if (!a.has_default) continue;
     if (a.role == Role::option)
       s += "=" + std::string(py::repr(option_default(Sig::spec)));
     else
-      s += a.role == Role::reverse ? "=False" : "=None";
+      s += "=" + default_text(a.role);
   }
   return s + ")\n--\n\n";
 }
@@ -495,7 +571,8 @@ void define(py::module_& m, const std::string& name, const std::string& doc) {
   // pybind11 keeps the name and docstring pointers: strings for the module's lifetime
   static const std::string n = name, d = text_signature<Sig>(name) + doc;
   define<CellT, F>(m, n.c_str(), d.c_str(), std::make_index_sequence<Sig::N>{},
-                   std::make_index_sequence<Sig::N - (Sig::sequence ? 1 : 0)>{});
+                   std::make_index_sequence<Sig::positional>{},
+                   std::make_index_sequence<Sig::N - Sig::positional>{});
 }
 
 std::string shapes_doc(const CellSpec& spec, Fn f);

@@ -35,6 +35,33 @@ bool parse_flag(const py::handle& o, const char* name) {
   }
 }
 
+double parse_probability(const py::handle& o, const char* name) {
+  if (py::isinstance<py::bool_>(o) || !(py::isinstance<py::float_>(o) || py::isinstance<py::int_>(o)))
+    throw py::type_error(std::string(name) + ": expected a float in [0, 1], got " + std::string(py::repr(o)));
+  const double v = o.cast<double>();
+  if (!(v >= 0 && v <= 1))
+    throw py::value_error(std::string(name) + ": expected a float in [0, 1], got " + std::to_string(v));
+  return v;
+}
+
+std::uint64_t parse_seed(const py::handle& o) {
+  if (py::isinstance<py::bool_>(o) || !py::isinstance<py::int_>(o))
+    throw py::type_error("seed: expected an int in [0, 2**64), got " + std::string(py::repr(o)));
+  try {
+    return o.cast<std::uint64_t>();
+  } catch (const py::cast_error&) {
+    throw py::value_error("seed: expected an int in [0, 2**64), got " + std::string(py::repr(o)));
+  }
+}
+
+index_t parse_t0(const py::handle& o) {
+  if (py::isinstance<py::bool_>(o) || !py::isinstance<py::int_>(o))
+    throw py::type_error("t0: expected an int >= 0, got " + std::string(py::repr(o)));
+  const index_t t0 = o.cast<index_t>();
+  if (t0 < 0) throw py::value_error("t0: expected an int >= 0, got " + std::to_string(t0));
+  return t0;
+}
+
 // "(y [T,B,H], h [T+1,B,H], gates [T,B,4H])" and the like, for the docstrings.
 std::string shapes_doc(const CellSpec& spec, Fn f) {
   const bool seq = f == Fn::forward || f == Fn::backward;

@@ -419,17 +419,18 @@ def test_export_refuses_an_option_it_does_not_know_by_name(tmp_path, monkeypatch
     later version adds) is refused, naming it, unless it has its default value."""
     original = rnncore.LSTM.__init__
 
-    def with_zoneout(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                     bidirectional=False, *, peephole=False, zoneout=0.0, dtype=np.float32, backend=None, seed=None):
-        self.zoneout = zoneout
+    def with_future(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                    bidirectional=False, *, peephole=False, future_option=0.0, dtype=np.float32, backend=None,
+                    seed=None):
+        self.future_option = future_option
         original(self, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                  peephole=peephole, dtype=dtype, backend=backend, seed=seed)
 
-    monkeypatch.setattr(rnncore.LSTM, "__init__", with_zoneout)
-    assert "zoneout" in inspect.signature(rnncore.LSTM.__init__).parameters
-    refused(tmp_path, rnncore.LSTM(I, H, zoneout=0.1), ValueError, "^model: .*zoneout=0.1")
-    refused(tmp_path, rnncore.Sequential(rnncore.LSTM(I, H, zoneout=0.2)), ValueError,
-            r"^model: model\[0\] \(LSTM\) has zoneout=0.2")
+    monkeypatch.setattr(rnncore.LSTM, "__init__", with_future)
+    assert "future_option" in inspect.signature(rnncore.LSTM.__init__).parameters
+    refused(tmp_path, rnncore.LSTM(I, H, future_option=0.1), ValueError, "^model: .*future_option=0.1")
+    refused(tmp_path, rnncore.Sequential(rnncore.LSTM(I, H, future_option=0.2)), ValueError,
+            r"^model: model\[0\] \(LSTM\) has future_option=0.2")
     rox.export(rnncore.LSTM(I, H), tmp_path / "ok.onnx")       # at its default it is plain LSTM
 
 

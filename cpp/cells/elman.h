@@ -26,8 +26,8 @@ struct ElmanCell : MatrixCell<scalar_t_, 1> {
   Activation act;
 
   static ElmanCell make(int option, bool, index_t) { return {{}, static_cast<Activation>(option)}; }
-  // a_t += h_{t-1} @ w_hh.T, into y_t, which holds the projection
-  void forward_product(const FwdStep<scalar_t>& s, int) const { s.product(0, 0, s.prev[0], s.H, s.y, s.H, true); }
+  // a_t += hin_{t-1} @ w_hh.T, into y_t, which holds the projection
+  void forward_product(const FwdStep<scalar_t>& s, int) const { s.product(0, 0, s.hin, s.H, s.y, s.H, true); }
   void forward_pointwise(const FwdStep<scalar_t>& s, int part, index_t r0, index_t r1) const;
   void backward_pointwise(const BwdStep<scalar_t>& s, int part, index_t r0, index_t r1) const;
 };

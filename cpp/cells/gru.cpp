@@ -42,7 +42,7 @@ RNNCORE_CLONES void forward_rows_after(scalar_t* gates, scalar_t* sn_t, scalar_t
   }
 }
 
-// Cho form, first part: r and z from complete pre-activations; rh = r * h_{t-1}.
+// Cho form, first part: r and z from complete pre-activations; rh = r * hin_{t-1}.
 template <typename scalar_t>
 RNNCORE_CLONES void forward_rows_rz(scalar_t* gates, scalar_t* rh_t, const scalar_t* h_prev, index_t B, index_t H,
                                     index_t u0, index_t u1) {
@@ -145,16 +145,17 @@ RNNCORE_CLONES void backward_rows_nz(scalar_t* dax_t, scalar_t* dh_prev, const s
   }
 }
 
-// Cho form backward, second part: from drh = da_n @ w_hn, da_r and the direct r path.
+// Cho form backward, second part: from drh = da_n @ w_hn, da_r and the gradient of hin
+// through r * hin.
 template <typename scalar_t>
-RNNCORE_CLONES void backward_rows_r(scalar_t* dax_t, scalar_t* dh_prev, const scalar_t* drh, const scalar_t* gates,
-                                    const scalar_t* h_prev, index_t B, index_t H, index_t u0, index_t u1) {
+RNNCORE_CLONES void backward_rows_r(scalar_t* dax_t, scalar_t* dh_in, const scalar_t* drh, const scalar_t* gates,
+                                    const scalar_t* hin, index_t B, index_t H, index_t u0, index_t u1) {
   for (index_t b = 0; b < B; ++b) {
     scalar_t* __restrict xr = dax_t + b * G * H;
-    scalar_t* __restrict dhn = dh_prev + b * H;
+    scalar_t* __restrict dhn = dh_in + b * H;
     const scalar_t* __restrict d = drh + b * H;
     const scalar_t* __restrict gr = gates + b * G * H;
-    const scalar_t* __restrict hp = h_prev + b * H;
+    const scalar_t* __restrict hp = hin + b * H;
     RNNCORE_IVDEP
     for (index_t j = u0; j < u1; ++j) {
       const scalar_t r = gr[j];
@@ -175,7 +176,7 @@ void GruCell<scalar_t>::forward_pointwise(const FwdStep<scalar_t>& s, int part, 
     forward_rows_after(gates, s.saved[1] + o, s.y + o, s.next[0] + o, s.scratch + r0 * G * H, s.prev[0] + o, b_hn,
                        rows, H, s.u0, s.u1);
   } else if (part == 0) {
-    forward_rows_rz(gates, s.saved[1] + o, s.prev[0] + o, rows, H, s.u0, s.u1);
+    forward_rows_rz(gates, s.saved[1] + o, s.hin + o, rows, H, s.u0, s.u1);
   } else {
     forward_rows_n(gates, s.y + o, s.next[0] + o, s.prev[0] + o, rows, H, s.u0, s.u1);
   }
@@ -193,7 +194,7 @@ void GruCell<scalar_t>::backward_pointwise(const BwdStep<scalar_t>& s, int part,
   else if (part == 0)
     backward_rows_nz(dax, s.dh_prev + o, s.dh + o, dy, gates, s.prev[0] + o, rows, H, s.u0, s.u1);
   else if (part == 1 && !reset_after)
-    backward_rows_r(dax, s.dh_prev + o, s.scratch + o, gates, s.prev[0] + o, rows, H, s.u0, s.u1);
+    backward_rows_r(dax, s.dh_in + o, s.scratch + o, gates, s.hin + o, rows, H, s.u0, s.u1);
 }
 
 template struct GruCell<float>;

@@ -6,20 +6,23 @@
 //   reset_after (torch.nn.GRU):   n = tanh(ax_n + r * ah_n)
 //   otherwise (Cho et al.):       n = tanh(ax_n + (r * h_{t-1}) @ w_hn.T + b_hn)
 //   h_t = (1 - z) * n + z * h_{t-1}
-// w_hn is rows [2H,3H) of w_hh. State: h. Saved per step: gates [T,B,3H], post-activation
-// r, z, n, and hn [T,B,H] (sn_t in the kernels: the saved n term, not a state), what
-// backward cannot recover from the gates: ah_n (reset_after) or r * h_{t-1} (otherwise);
-// zero at padded steps.
+// w_hn is rows [2H,3H) of w_hh. With recurrent dropout (driver/regularise.h) every product
+// above multiplies hin = h_{t-1} * M instead of h_{t-1}, and the Cho form's reset too
+// (r * hin enters w_hn); z * h_{t-1} keeps the unmasked state. State: h. Saved per step:
+// gates [T,B,3H], post-activation r, z, n, and hn [T,B,H] (sn_t in the kernels: the saved
+// n term, not a state), what backward cannot recover from the gates: ah_n (reset_after)
+// or r * hin_{t-1} (otherwise); zero at padded steps.
 //
 // Backward, with dh the gradient reaching h_t:
 //   dn = dh (1-z)       dz = dh (h_{t-1} - n)      da_n = dn (1-n^2)     da_z = dz z(1-z)
 //   reset_after:  dah_n = da_n r        dr = da_n ah_n
-//   otherwise:    drh = da_n @ w_hn      dr = drh h_{t-1}
+//   otherwise:    drh = da_n @ w_hn      dr = drh hin_{t-1}
 //   da_r = dr r(1-r)
-//   dh_{t-1} = dh z + [da_r, da_z, dah_n] @ w_hh                      (reset_after)
-//   dh_{t-1} = dh z + [da_r, da_z] @ w_h{r,z} + drh r                  (otherwise)
+//   dh_{t-1} = dh z + dhin * M, where (M = 1 without recurrent dropout)
+//   dhin = [da_r, da_z, dah_n] @ w_hh                                  (reset_after)
+//   dhin = [da_r, da_z] @ w_h{r,z} + drh r                             (otherwise)
 //   input side dax = [da_r, da_z, da_n]: dw_ih += dax.T @ x, db_ih += sum dax, dx = dax @ w_ih
-//   recurrent side: dw_hh += dah.T @ h_{t-1} (n rows: @ r*h_{t-1} when not reset_after),
+//   recurrent side: dw_hh += dah.T @ hin_{t-1} (n rows: @ r*hin_{t-1} when not reset_after),
 //   db_hh += sum dah
 //
 // Parts of a step: reset_after, one forward (the product into scratch, the gate maths)
@@ -62,17 +65,17 @@ struct GruCell : MatrixCell<scalar_t_, 3> {
   void forward_product(const FwdStep<scalar_t>& s, int part) const {
     const index_t H = s.H, N = 3 * H;
     if (reset_after)
-      for (index_t k = 0; k < 3; ++k) s.product(0, k, s.prev[0], H, s.scratch + k * H, N, false);
+      for (index_t k = 0; k < 3; ++k) s.product(0, k, s.hin, H, s.scratch + k * H, N, false);
     else if (part == 0)
-      for (index_t k = 0; k < 2; ++k) s.product(0, k, s.prev[0], H, s.saved[0] + k * H, N, true);
+      for (index_t k = 0; k < 2; ++k) s.product(0, k, s.hin, H, s.saved[0] + k * H, N, true);
     else
-      s.product(0, 2, s.saved[1], H, s.saved[0] + 2 * H, N, true);  // (r * h_{t-1}) @ w_hn.T
+      s.product(0, 2, s.saved[1], H, s.saved[0] + 2 * H, N, true);  // (r * hin_{t-1}) @ w_hn.T
   }
   void backward_product(const BwdStep<scalar_t>& s, int part) const {
     const index_t H = s.H, N = 3 * H;
-    if (reset_after && part == 1) s.product(0, 0, s.dgate[1], N, s.dh_prev, H, true);
+    if (reset_after && part == 1) s.product(0, 0, s.dgate[1], N, s.dh_in, H, true);
     if (!reset_after && part == 1) s.product(0, 0, s.dgate[0] + 2 * H, N, s.scratch, H, false);  // drh
-    if (!reset_after && part == 2) s.product(1, 0, s.dgate[0], N, s.dh_prev, H, true);
+    if (!reset_after && part == 2) s.product(1, 0, s.dgate[0], N, s.dh_in, H, true);
   }
   void weight_grad(const Tail<scalar_t>& t) const {
     const index_t H = t.H, N = 3 * H;

@@ -6,7 +6,7 @@ namespace rnncore {
 
 namespace {
 
-// h_t = phi(a_t + w * h_{t-1}) in place in y_t (which holds the projection a_t).
+// h_t = phi(a_t + w * hin_{t-1}) in place in y_t (which holds the projection a_t).
 template <typename scalar_t, Activation A>
 RNNCORE_CLONES void forward_rows(scalar_t* y_t, scalar_t* h_t, const scalar_t* h_prev, const scalar_t* w, index_t B,
                                  index_t H, index_t u0, index_t u1) {
@@ -23,14 +23,16 @@ RNNCORE_CLONES void forward_rows(scalar_t* y_t, scalar_t* h_t, const scalar_t* h
   }
 }
 
-// da_t = (dh + dy_t) * phi'(h_t); dh_{t-1} = da_t * w.
-template <typename scalar_t, Activation A>
-RNNCORE_CLONES void backward_rows(scalar_t* da_t, scalar_t* dh_prev, const scalar_t* dh_cur, const scalar_t* dy_t,
-                                  const scalar_t* h_t, const scalar_t* w, index_t B, index_t H, index_t u0,
-                                  index_t u1) {
+// da_t = (dh + dy_t) * phi'(h_t); dhin = da_t * w. SPLIT (recurrent dropout): dh_in is its
+// own buffer and dh_{t-1}'s direct part is zero; otherwise dh_in is dh_prev.
+template <typename scalar_t, Activation A, bool SPLIT>
+RNNCORE_CLONES void backward_rows(scalar_t* da_t, scalar_t* dh_prev, scalar_t* dh_in, const scalar_t* dh_cur,
+                                  const scalar_t* dy_t, const scalar_t* h_t, const scalar_t* w, index_t B, index_t H,
+                                  index_t u0, index_t u1) {
   for (index_t b = 0; b < B; ++b) {
     scalar_t* __restrict da = da_t + b * H;
-    scalar_t* __restrict dhp = dh_prev + b * H;
+    scalar_t* __restrict dhp = (SPLIT ? dh_in : dh_prev) + b * H;
+    scalar_t* __restrict direct = SPLIT ? dh_prev + b * H : nullptr;
     const scalar_t* __restrict dh = dh_cur + b * H;
     const scalar_t* __restrict dyb = dy_t ? dy_t + b * H : nullptr;
     const scalar_t* __restrict hv = h_t + b * H;
@@ -40,6 +42,7 @@ RNNCORE_CLONES void backward_rows(scalar_t* da_t, scalar_t* dh_prev, const scala
       const scalar_t d = g * activate_grad(A, hv[j]);
       da[j] = d;
       dhp[j] = d * w[j];
+      if (SPLIT) direct[j] = 0;
     }
   }
 }
@@ -49,7 +52,7 @@ RNNCORE_CLONES void backward_rows(scalar_t* da_t, scalar_t* dh_prev, const scala
 template <typename scalar_t>
 void IndrnnCell<scalar_t>::forward_pointwise(const FwdStep<scalar_t>& s, int, index_t r0, index_t r1) const {
   const index_t o = r0 * s.H;
-  auto run = [&](auto kernel) { kernel(s.y + o, s.next[0] + o, s.prev[0] + o, s.p->w_hh, r1 - r0, s.H, s.u0, s.u1); };
+  auto run = [&](auto kernel) { kernel(s.y + o, s.next[0] + o, s.hin + o, s.p->w_hh, r1 - r0, s.H, s.u0, s.u1); };
   switch (act) {
     case Activation::tanh: return run(forward_rows<scalar_t, Activation::tanh>);
     case Activation::sigmoid: return run(forward_rows<scalar_t, Activation::sigmoid>);
@@ -62,12 +65,20 @@ void IndrnnCell<scalar_t>::backward_pointwise(const BwdStep<scalar_t>& s, int, i
   const index_t o = r0 * s.H;
   const scalar_t* dy = s.dy ? s.dy + o : nullptr;
   auto run = [&](auto kernel) {
-    kernel(s.dgate[0] + o, s.dh_prev + o, s.dh + o, dy, s.next[0] + o, s.p->w_hh, r1 - r0, s.H, s.u0, s.u1);
+    kernel(s.dgate[0] + o, s.dh_prev + o, s.dh_in + o, s.dh + o, dy, s.next[0] + o, s.p->w_hh, r1 - r0, s.H, s.u0,
+           s.u1);
   };
+  const bool split = s.dh_in != s.dh_prev;
   switch (act) {
-    case Activation::tanh: return run(backward_rows<scalar_t, Activation::tanh>);
-    case Activation::sigmoid: return run(backward_rows<scalar_t, Activation::sigmoid>);
-    default: return run(backward_rows<scalar_t, Activation::relu>);
+    case Activation::tanh:
+      return split ? run(backward_rows<scalar_t, Activation::tanh, true>)
+                   : run(backward_rows<scalar_t, Activation::tanh, false>);
+    case Activation::sigmoid:
+      return split ? run(backward_rows<scalar_t, Activation::sigmoid, true>)
+                   : run(backward_rows<scalar_t, Activation::sigmoid, false>);
+    default:
+      return split ? run(backward_rows<scalar_t, Activation::relu, true>)
+                   : run(backward_rows<scalar_t, Activation::relu, false>);
   }
 }
 

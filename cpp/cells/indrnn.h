@@ -8,6 +8,8 @@
 // Backward, with dh the gradient reaching h_t (from y_t and from step t+1):
 //   da_t = dh * phi'(h_t)            dh_{t-1} = da_t * w_hh
 //   dw_ih += da.T @ x   dw_hh += sum over t, b of da_t * h_{t-1}   db_ih, db_hh += sum da
+// (With recurrent dropout h_{t-1} is hin_{t-1} in w_hh * h_{t-1} and dw_hh; dh_{t-1} = da_t *
+// w_hh is then dhin, which the driver masks.)
 //   dx = da @ w_ih
 //
 // No recurrent product: a step is one part each way, and since no unit reads another,

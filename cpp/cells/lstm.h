@@ -30,6 +30,10 @@
 // Forward parts: the product into the gates and the gate maths (units of H); h_t = m_t @
 // w_hr.T and y_t (units of P). Backward: dh = dh + dy kept per step for dw_hr (P); dm and
 // the gate maths (H); dh_{t-1} = da_t @ w_hh (P).
+// With the driver's regularisers (driver/regularise.h): recurrent dropout's hin is the P
+// wide h_{t-1} * M entering w_hh (dw_hh against it, da_t @ w_hh is dhin); zoneout mixes c
+// (H units) after the gate maths and h (P units) after the projection, and the kept dh
+// (for dw_hr) is the cell's share of the gradient reaching h_t.
 #pragma once
 
 #include "driver/cell.h"
@@ -45,9 +49,9 @@ struct LstmCell : MatrixCell<scalar_t_, 4> {
 
   static LstmCell make(int /*option*/, bool extra, index_t) { return {{}, extra}; }
   index_t accum(index_t H) const { return peephole ? 3 * H : 0; }  // dp_i, dp_f, dp_o per task
-  // a_t += h_{t-1} @ w_hh.T, gate by gate, into the gates that hold the projection
+  // a_t += hin_{t-1} @ w_hh.T, gate by gate, into the gates that hold the projection
   void forward_product(const FwdStep<scalar_t>& s, int) const {
-    for (index_t k = 0; k < 4; ++k) s.product(0, k, s.prev[0], s.H, s.saved[0] + k * s.H, 4 * s.H, true);
+    for (index_t k = 0; k < 4; ++k) s.product(0, k, s.hin, s.H, s.saved[0] + k * s.H, 4 * s.H, true);
   }
   void forward_pointwise(const FwdStep<scalar_t>& s, int part, index_t r0, index_t r1) const;
   void backward_pointwise(const BwdStep<scalar_t>& s, int part, index_t r0, index_t r1) const;
@@ -75,10 +79,10 @@ struct LstmProjCell : MatrixCell<scalar_t_, 4> {
   index_t step_work(index_t B, index_t, index_t H) const { return B * 5 * H * P; }
   int views(bool backward, RecurrentView* v, index_t H) const {
     if (backward) {
-      v[0] = {0, false, 4 * H, 1, P, P, false};  // dh_{t-1} = da @ w_hh
+      v[0] = {0, false, 4 * H, 1, P, P, false};  // dhin = da @ w_hh
       v[1] = {0, false, P, 1, H, H, true};       // dm = dh @ w_hr
     } else {
-      v[0] = {0, true, P, 4, H, P, false};       // h_{t-1} @ w_hh.T
+      v[0] = {0, true, P, 4, H, P, false};       // hin_{t-1} @ w_hh.T
       v[1] = {0, true, H, 1, P, H, true};        // m_t @ w_hr.T
     }
     return 2;
@@ -86,14 +90,14 @@ struct LstmProjCell : MatrixCell<scalar_t_, 4> {
   void forward_product(const FwdStep<scalar_t>& s, int part) const {
     const index_t H = s.H;
     if (part == 0)
-      for (index_t k = 0; k < 4; ++k) s.product(0, k, s.prev[0], s.P, s.saved[0] + k * H, 4 * H, true);
+      for (index_t k = 0; k < 4; ++k) s.product(0, k, s.hin, s.P, s.saved[0] + k * H, 4 * H, true);
     else
       s.product(1, 0, s.saved[1], H, s.next[0], s.P, false);
   }
   void backward_product(const BwdStep<scalar_t>& s, int part) const {
     const index_t H = s.H;
     if (part == 1) s.product(1, 0, s.history, s.P, s.scratch, H, false);
-    if (part == 2) s.product(0, 0, s.dgate[0], 4 * H, s.dh_prev, s.P, true);
+    if (part == 2) s.product(0, 0, s.dgate[0], 4 * H, s.dh_in, s.P, true);
   }
   void weight_grad(const Tail<scalar_t>& t) const {
     const index_t H = t.H;

@@ -19,16 +19,21 @@
 //                                                parallel_threshold)
 //   index_t out_width(H)                         P: the width of h (state 0), y and their
 //                                                gradients; H but for a projection (LSTMP)
-//   int state_part(k)                            the forward part that writes state k (y with h)
+//   int state_part(k)                            the forward part that writes state k (y with h);
+//                                                zoneout mixes a state but h after it, h after
+//                                                the last part
 //   index_t units(bool backward, int part, H)    the units a part splits among threads (H or P)
 //   int gate_part()                              the backward part that writes the gate gradients
+//                                                (and carries dc back: zoneout splits it there)
 //   index_t backward_history_ld(H)               a per-step backward buffer [T,B,ld] (LSTMP:
 //                                                the whole dh_t, for dw_hr after the loop)
 //
 // The driver handles padding itself (in place of the pointwise maths): a padded row keeps
 // its states and outputs 0 (in the part that writes them), zeroes the saved buffers the
 // projection does not fill (part 0); in backward it passes dh through (part 0) and zeroes
-// its gate gradients (gate_part). Cells see only valid rows.
+// its gate gradients (gate_part). Cells see only valid rows. It applies zoneout and
+// recurrent dropout around the cell's maths (regularise.h): a cell multiplies hin (not
+// prev[0]) by w_hh and sends that product's gradient to dh_in.
 #pragma once
 
 #include "runtime/common.h"
@@ -73,6 +78,8 @@ template <typename scalar_t>
 struct FwdStep {
   index_t rows, H, P, u0, u1;        // P: out_width(H)
   const scalar_t* prev[kMaxStates];  // [rows,P] h_{t-1}, [rows,H] c_{t-1}: states read by step t
+  const scalar_t* hin;               // [rows,P] the h_{t-1} the recurrence multiplies by w_hh:
+                                     // prev[0], or its dropout-masked copy (regularise.h)
   scalar_t* next[kMaxStates];        // [rows,P] h_t, [rows,H] c_t: states written
   scalar_t* y;                       // [rows,P] output
   scalar_t* saved[kMaxSaved];        // [rows,width*H] the cell's per-step buffers
@@ -93,11 +100,17 @@ struct BwdStep {
   index_t rows, H, P, u0, u1;
   const scalar_t* dh;                // [rows,P] gradient reaching h_t from step t+1 (and dh_n)
   const scalar_t* dy;                // [rows,P] gradient of y_t, or nullptr
-  scalar_t* dh_prev;                 // [rows,P] out: dh_{t-1}; pointwise primes it, products add
+  scalar_t* dh_prev;                 // [rows,P] out: dh_{t-1}; part 0's pointwise primes it with
+                                     // the gradient through h_{t-1}'s direct uses (GRU's z h)
+  scalar_t* dh_in;                   // [rows,P] out: the gradient of hin, added to by the
+                                     // products and the recurrent-side pointwise terms; the
+                                     // same buffer as dh_prev without recurrent dropout, else
+                                     // zeroed by the driver, which adds it (masked) to dh_prev
   scalar_t* carry[kMaxStates];       // [rows,H] in/out: gradients of the states after h (dc),
                                      // carried back in place ([0] unused)
   const scalar_t* prev[kMaxStates];  // as in FwdStep, as forward left them
-  const scalar_t* next[kMaxStates];
+  const scalar_t* hin;               // as in FwdStep
+  const scalar_t* next[kMaxStates];  // the new states (with zoneout: before mixing)
   const scalar_t* saved[kMaxSaved];
   scalar_t* dgate[2];                // [rows,G*H] out: gradients of the input-side and the
                                      // recurrent-side pre-activations (one buffer when equal)
@@ -119,7 +132,7 @@ struct Tail {
   int p, nt;
   index_t rows, H, P;                // rows = T*B
   const scalar_t* dgate[2];          // [rows,G*H]
-  const scalar_t* h_in;              // [rows,P] the h each step read, in time order
+  const scalar_t* h_in;              // [rows,P] the hin each step multiplied, in time order
   const scalar_t* saved[kMaxSaved];  // [rows,width*H]
   const scalar_t* history;           // [rows,backward_history_ld] the cell's per-step buffer
   scalar_t* dw_hh;                   // added to
@@ -160,9 +173,9 @@ struct MatrixCell {
   index_t units(bool, int, index_t H) const { return H; }
   int gate_part() const { return 0; }
   index_t backward_history_ld(index_t) const { return 0; }
-  // backward part 1: dh_{t-1} += dA_t @ w_hh
+  // backward part 1: dhin += dA_t @ w_hh
   void backward_product(const BwdStep<scalar_t>& s, int part) const {
-    if (part == 1) s.product(0, 0, s.dgate[0], G * s.H, s.dh_prev, s.H, true);
+    if (part == 1) s.product(0, 0, s.dgate[0], G * s.H, s.dh_in, s.H, true);
   }
   void weight_grad(const Tail<scalar_t>& t) const {
     weight_grad_gemm(t, t.dw_hh, G * t.H, t.dgate[0], G * t.H, t.h_in, t.H);

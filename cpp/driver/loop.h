@@ -116,10 +116,26 @@ struct Forward {
   Track<S> saved[kMaxSaved] = {};
   S* init[kMaxStates] = {};  // history slots of the initial states (sequences), else nullptr
   const S* state0[kMaxStates] = {};
+  Regularise reg = {};
+  Track<S> unmixed[kMaxStates] = {};  // with zoneout, for the states the cell's backward reads
 
   index_t width(int k) const { return k == 0 ? cell.out_width(H) : H; }  // of state k
+  // The part after which state k is final, where zoneout mixes it: h (and y) after the
+  // last part, another state after the part that writes it (whose units are that state's).
+  int mix_part(int k) const { return k == 0 ? cell.forward_parts() - 1 : cell.state_part(k); }
 
-  void step(const StepWeights<S>* w, S* scratch, index_t s, int part, index_t b0, index_t b1, Range u) const {
+  // Workspace layout (a null base counts its size).
+  struct Space {
+    StepWeights<S> w[2];
+    int views;
+    S* scratch;
+    S* bias;
+    S* mask;    // [B,P] recurrent dropout's M
+    S* hin[2];  // [B,P] hin of steps s (even, odd)
+    index_t size;
+  };
+
+  void step(const Space& sp, index_t s, int part, index_t b0, index_t b1, Range u) const {
     if (b1 <= b0 || u.end <= u.begin) return;
     const index_t t = forward_time(s, T, reverse), P = cell.out_width(H);
     FwdStep<S> st{};
@@ -128,21 +144,26 @@ struct Forward {
     st.P = P;
     st.u0 = u.begin;
     st.u1 = u.end;
+    S* unmix[kMaxStates] = {};
     for (int k = 0; k < spec.states; ++k) {
       st.prev[k] = prev[k].at(t, b0, width(k));
       st.next[k] = next[k].at(t, b0, width(k));
+      unmix[k] = unmixed[k].at(t, b0, width(k));
     }
     st.y = y.at(t, b0, P);
     for (int k = 0; k < spec.saved; ++k) st.saved[k] = saved[k].at(t, b0, spec.saved_buffers[k].width * H);
-    st.scratch = scratch ? scratch + b0 * cell.forward_scratch_ld(H) : nullptr;
+    st.hin = reg.dropout_on() ? sp.hin[s % 2] + b0 * P : st.prev[0];
+    st.scratch = sp.scratch ? sp.scratch + b0 * cell.forward_scratch_ld(H) : nullptr;
     st.p = p;
-    st.w = w;
+    st.w = sp.w;
     cell.forward_product(st, part);
     auto pad = [&](index_t b) {  // keep the states this part writes, output zero
-      for (int k = 0; k < spec.states; ++k)
+      for (int k = 0; k < spec.states; ++k) {
         if (cell.state_part(k) == part)
           std::memcpy(st.next[k] + b * width(k) + u.begin, st.prev[k] + b * width(k) + u.begin,
                       sizeof(S) * (u.end - u.begin));
+        if (unmix[k] && mix_part(k) == part) zero_units(unmix[k] + b * width(k), 1, width(k), u.begin, u.end);
+      }
       if (cell.state_part(0) == part) zero_units(st.y + b * P, 1, P, u.begin, u.end);
       if (part == 0)
         for (int k = 0; k < spec.saved; ++k)
@@ -150,18 +171,27 @@ struct Forward {
             zero_units(st.saved[k] + b * spec.saved_buffers[k].width * H, spec.saved_buffers[k].width, H, u.begin,
                        u.end);
     };
-    for_valid_rows(lengths ? lengths + b0 : nullptr, t, st.rows,
-                   [&](index_t r0, index_t r1) { cell.forward_pointwise(st, part, r0, r1); }, pad);
+    auto compute = [&](index_t r0, index_t r1) {
+      cell.forward_pointwise(st, part, r0, r1);
+      if (!reg.zoneout_on()) return;
+      // the cell wrote s~_t into the states final after this part (and y): mix them, and
+      // y is the mixed h_t
+      for (int k = 0; k < spec.states; ++k) {
+        if (mix_part(k) != part) continue;
+        const index_t W = width(k);
+        regularise::zoneout_forward(st.next[k] + r0 * W, unmix[k] ? unmix[k] + r0 * W : nullptr, st.prev[k] + r0 * W,
+                                    reg, k, t, b0 + r0, r1 - r0, W, u.begin, u.end);
+      }
+      if (mix_part(0) == part)
+        for (index_t b = r0; b < r1; ++b)
+          std::memcpy(st.y + b * P + u.begin, st.next[0] + b * P + u.begin, sizeof(S) * (u.end - u.begin));
+    };
+    for_valid_rows(lengths ? lengths + b0 : nullptr, t, st.rows, compute, pad);
+    // the next step's hin, padded rows included
+    if (part == cell.forward_parts() - 1 && reg.dropout_on())
+      regularise::mask_rows(sp.hin[(s + 1) % 2] + b0 * P, st.next[0], sp.mask + b0 * P, st.rows, P, u.begin, u.end);
   }
 
-  // Workspace layout (a null base counts its size).
-  struct Space {
-    StepWeights<S> w[2];
-    int views;
-    S* scratch;
-    S* bias;
-    index_t size;
-  };
   Space carve(S* base) const {
     Carve<S> c{base};
     Space sp{};
@@ -170,12 +200,17 @@ struct Forward {
     for (int i = 0; i < sp.views; ++i) sp.w[i] = view(p, v[i], T > 1 ? &c : nullptr);
     sp.scratch = c.take(B * cell.forward_scratch_ld(H));
     sp.bias = c.take(Cell::G * H);
+    if (reg.dropout_on()) {
+      sp.mask = c.take(B * width(0));
+      sp.hin[0] = c.take(B * width(0));
+      sp.hin[1] = c.take(B * width(0));
+    }
     sp.size = c.used;
     return sp;
   }
 
   void run(S* workspace) const {
-    const index_t N = Cell::G * H;
+    const index_t N = Cell::G * H, P = width(0);
     const Space sp = carve(workspace);
     const S *b1 = nullptr, *b2 = nullptr;
     cell.input_bias(*p, H, sp.bias, &b1, &b2);
@@ -183,7 +218,8 @@ struct Forward {
     const int nt = plan.nt, parts = cell.forward_parts();
     S* preact = spec.preact < 0 ? y.base : saved[spec.preact].base;
     single_threaded_blas();
-    // phase 0: pack w_hh, project the inputs, place the initial states; then the time loop
+    // phase 0: pack w_hh, project the inputs, place the initial states, the dropout mask
+    // and the first step's hin; then the time loop
     run_phased(nt, 1 + (plan.mode == Plan::per_step ? parts * T : 1), nt, [&](index_t phase, int task) {
       auto units = [&](int part) { return split(cell.units(false, part, H), task, nt, Cell::unit_align()); };
       if (phase == 0) {
@@ -191,17 +227,23 @@ struct Forward {
         input_projection(task, nt, preact, x, p->w_ih, b1, b2, T * B, I, N);
         for (int k = 0; k < spec.states; ++k)
           if (init[k]) copy_units(init[k], state0[k], B, width(k), split(width(k), task, nt, Cell::unit_align()));
+        if (reg.dropout_on() && T > 0) {  // the same units of h as the copy above
+          const Range u = split(P, task, nt, Cell::unit_align());
+          regularise::dropout_mask(sp.mask, reg, B, P, u.begin, u.end);
+          regularise::mask_rows(sp.hin[0], prev[0].at(forward_time(0, T, reverse), 0, P), sp.mask, B, P, u.begin,
+                                u.end);
+        }
       } else if (plan.mode == Plan::rows) {
         const Range r = split(B, task, nt, 1);
         for (index_t s = 0; s < T; ++s)
           for (int part = 0; part < parts; ++part)
-            step(sp.w, sp.scratch, s, part, r.begin, r.end, {0, cell.units(false, part, H)});
+            step(sp, s, part, r.begin, r.end, {0, cell.units(false, part, H)});
       } else if (plan.mode == Plan::units) {
         for (index_t s = 0; s < T; ++s)
-          for (int part = 0; part < parts; ++part) step(sp.w, sp.scratch, s, part, 0, B, units(part));
+          for (int part = 0; part < parts; ++part) step(sp, s, part, 0, B, units(part));
       } else {
         const int part = static_cast<int>((phase - 1) % parts);
-        step(sp.w, sp.scratch, (phase - 1) / parts, part, 0, B, units(part));
+        step(sp, (phase - 1) / parts, part, 0, B, units(part));
       }
     });
   }
@@ -226,10 +268,14 @@ struct Backward {
   S* carry[kMaxStates] = {};             // out, carried in place: gradients of the other states
   const S* carry_in[kMaxStates] = {};    // their gradients reaching the last step, or nullptr
   Track<const S> prev[kMaxStates] = {};
-  Track<const S> next[kMaxStates] = {};
+  Track<const S> next[kMaxStates] = {};  // with zoneout, the unmixed ones where the cell reads them
   Track<const S> saved[kMaxSaved] = {};
+  Regularise reg = {};
 
   index_t width(int k) const { return k == 0 ? cell.out_width(H) : H; }
+  // The part that takes in the gradient reaching state k, where zoneout splits it: h's in
+  // part 0 (which primes dh_{t-1}), the others' in the gate part (which carries them back).
+  int split_part(int k) const { return k == 0 ? 0 : cell.gate_part(); }
 
   struct Space {
     S* dgate[2];
@@ -240,10 +286,15 @@ struct Backward {
     S* history;
     S* dbias;
     S* accum;
+    S* mask;                // [B,P] recurrent dropout's M
+    S* hin;                 // [T,B,P] the hin of every step, for the cell and dw_hh
+    S* dh_in;               // [B,P]
+    S* zdh;                 // [B,P] zoneout: the cell's share of the gradient reaching h_t
+    S* keep[kMaxStates];    // [B,width] zoneout: the shares going straight to the previous states
     index_t size;
   };
   Space carve(S* base) const {
-    const index_t N = Cell::G * H;
+    const index_t N = Cell::G * H, P = width(0);
     Carve<S> c{base};
     Space sp{};
     sp.dgate[0] = c.take(T * B * N);
@@ -251,28 +302,48 @@ struct Backward {
     RecurrentView v[2];
     sp.views = cell.views(true, v, H);
     for (int i = 0; i < sp.views; ++i) sp.w[i] = view(p, v[i], T > 1 ? &c : nullptr);
-    sp.dh_buf[0] = c.take(B * width(0));
-    sp.dh_buf[1] = c.take(B * width(0));
+    sp.dh_buf[0] = c.take(B * P);
+    sp.dh_buf[1] = c.take(B * P);
     sp.scratch = c.take(B * cell.backward_scratch_ld(H));
     sp.history = c.take(T * B * cell.backward_history_ld(H));
     sp.dbias = c.take(N);
     sp.accum = c.take(kMaxThreads * cell.accum(H));
+    if (reg.dropout_on()) {
+      sp.mask = c.take(B * P);
+      sp.hin = c.take(T * B * P);
+      sp.dh_in = c.take(B * P);
+    }
+    if (reg.zoneout_on()) {
+      sp.zdh = c.take(B * P);
+      for (int k = 0; k < spec.states; ++k) sp.keep[k] = c.take(B * width(k));
+    }
     sp.size = c.used;
     return sp;
   }
 
   void step(const Space& sp, index_t s, int part, index_t b0, index_t b1, Range u, int task) const {
     if (b1 <= b0 || u.end <= u.begin) return;
-    const index_t t = backward_time(s, T, reverse), N = Cell::G * H, P = width(0);
+    const index_t t = backward_time(s, T, reverse), N = Cell::G * H, P = width(0), BP = B * P;
+    const bool zoneout = reg.zoneout_on(), dropout = reg.dropout_on();
+    const int last = cell.backward_parts() - 1;
     BwdStep<S> st{};
     st.rows = b1 - b0;
     st.H = H;
     st.P = P;
     st.u0 = u.begin;
     st.u1 = u.end;
-    st.dh = (s == 0 ? (dh_first ? dh_first : sp.dh_buf[0]) : sp.dh_buf[s % 2]) + b0 * P;
-    st.dy = dy ? dy + t * B * P + b0 * P : nullptr;
+    const S* dh = (s == 0 ? (dh_first ? dh_first : sp.dh_buf[0]) : sp.dh_buf[s % 2]) + b0 * P;
+    const S* dy_t = dy ? dy + t * BP + b0 * P : nullptr;
+    st.dh = zoneout ? sp.zdh + b0 * P : dh;  // zoneout: the cell's share, dy included
+    st.dy = zoneout ? nullptr : dy_t;
     st.dh_prev = (s == T - 1 ? dh_last : sp.dh_buf[(s + 1) % 2]) + b0 * P;
+    st.dh_in = dropout ? sp.dh_in + b0 * P : st.dh_prev;
+    st.hin = dropout ? sp.hin + t * BP + b0 * P : prev[0].at(t, b0, P);
+    if (dropout && part == 0) {  // every row: dw_hh reads them all
+      regularise::mask_rows(sp.hin + t * BP + b0 * P, prev[0].at(t, b0, P), sp.mask + b0 * P, st.rows, P, u.begin,
+                            u.end);
+      copy_units<S>(st.dh_in, nullptr, st.rows, P, u);
+    }
     for (int k = 0; k < spec.states; ++k) {
       st.carry[k] = carry[k] ? carry[k] + b0 * width(k) : nullptr;
       st.prev[k] = prev[k].at(t, b0, width(k));
@@ -290,10 +361,35 @@ struct Backward {
     auto pad = [&](index_t b) {  // pass the state gradient through, no gate gradient
       if (part == cell.gate_part())
         for (int d = 0; d < cell.grad_buffers(); ++d) zero_units(st.dgate[d] + b * N, Cell::G, H, u.begin, u.end);
-      if (part == 0) std::memcpy(st.dh_prev + b * P + u.begin, st.dh + b * P + u.begin, sizeof(S) * (u.end - u.begin));
+      if (part == 0) std::memcpy(st.dh_prev + b * P + u.begin, dh + b * P + u.begin, sizeof(S) * (u.end - u.begin));
     };
-    for_valid_rows(lengths ? lengths + b0 : nullptr, t, st.rows,
-                   [&](index_t r0, index_t r1) { cell.backward_pointwise(st, part, r0, r1); }, pad);
+    auto compute = [&](index_t r0, index_t r1) {
+      const index_t n = r1 - r0;
+      // zoneout: the cell sees (1-m) of the gradient reaching each new state; the m share
+      // joins the previous state's gradient once the cell has primed (carried) it
+      S* keep[kMaxStates] = {};
+      if (zoneout)
+        for (int k = 0; k < spec.states; ++k) {
+          if (split_part(k) != part) continue;
+          const index_t W = width(k);
+          keep[k] = sp.keep[k] + (b0 + r0) * W;
+          if (k == 0)
+            regularise::zoneout_split(sp.zdh + (b0 + r0) * P, keep[0], dh + r0 * P, dy_t ? dy_t + r0 * P : nullptr,
+                                      reg, 0, t, b0 + r0, n, P, u.begin, u.end);
+          else
+            regularise::zoneout_split(st.carry[k] + r0 * W, keep[k], st.carry[k] + r0 * W,
+                                      static_cast<const S*>(nullptr), reg, k, t, b0 + r0, n, W, u.begin, u.end);
+        }
+      cell.backward_pointwise(st, part, r0, r1);
+      for (int k = 0; k < spec.states; ++k)
+        if (keep[k])
+          regularise::add_rows(k == 0 ? st.dh_prev + r0 * P : st.carry[k] + r0 * width(k), keep[k],
+                               static_cast<const S*>(nullptr), n, width(k), u.begin, u.end);
+      // recurrent dropout: the products' gradient reaches h_{t-1} through the mask
+      if (dropout && part == last)
+        regularise::add_rows(st.dh_prev + r0 * P, st.dh_in + r0 * P, sp.mask + (b0 + r0) * P, n, P, u.begin, u.end);
+    };
+    for_valid_rows(lengths ? lengths + b0 : nullptr, t, st.rows, compute, pad);
   }
 
   void run(S* workspace) const {
@@ -304,13 +400,14 @@ struct Backward {
     const index_t acc = cell.accum(H), hist = cell.backward_history_ld(H);
     const index_t last = 1 + (plan.mode == Plan::per_step ? parts * T : 1);
     single_threaded_blas();
-    // phase 0: pack, take in the final states' gradients; then the loop; last phase: the
-    // weight-gradient GEMMs and sums, dx
+    // phase 0: pack, the dropout mask, take in the final states' gradients; then the loop;
+    // last phase: the weight-gradient GEMMs and sums, dx
     run_phased(nt, last + 1, nt, [&](index_t phase, int task) {
       auto units = [&](int part) { return split(cell.units(true, part, H), task, nt, Cell::unit_align()); };
       if (phase == 0) {
         const Range u = split(width(0), task, nt, Cell::unit_align());
         for (int i = 0; i < sp.views; ++i) sp.w[i].pack(task, nt);
+        if (reg.dropout_on()) regularise::dropout_mask(sp.mask, reg, B, width(0), u.begin, u.end);
         if (!dh_first) copy_units<S>(sp.dh_buf[0], nullptr, B, width(0), u);
         if (T == 0) copy_units(dh_last, dh_first, B, width(0), u);
         for (int k = 1; k < spec.states; ++k)
@@ -343,8 +440,8 @@ struct Backward {
           for (index_t j = r.begin; j < r.end; ++j) g->extra[j] += sp.accum[q * acc + j];
       }
       gemm_rows<S>(task, nt, true, false, N, I, rows, 1, sp.dgate[0], N, x, I, 1, g->w_ih, I);
-      Tail<S> tail{task, nt, rows, H, width(0), {sp.dgate[0], sp.dgate[1]}, prev[0].base, {}, sp.history,
-                   g->w_hh, g->w_hr};
+      Tail<S> tail{task, nt, rows, H, width(0), {sp.dgate[0], sp.dgate[1]},
+                   reg.dropout_on() ? sp.hin : prev[0].base, {}, sp.history, g->w_hh, g->w_hr};
       for (int k = 0; k < spec.saved; ++k) tail.saved[k] = saved[k].base;
       cell.weight_grad(tail);
       if (g->b_ih || g->b_hh) {
@@ -393,13 +490,17 @@ void weight_grad_gemm(const Tail<scalar_t>& t, scalar_t* dw, index_t N, const sc
 }
 
 // ---- the entry points ----------------------------------------------------------------
+// ---- the entry points ----------------------------------------------------------------
+// (The *_run builders also serve the workspace functions, with a null a and the reg the
+// call will have.)
 
 template <class Cell>
 loop::Forward<Cell> sequence_forward_run(const Cell& cell, const SequenceForward<typename Cell::scalar_t>* a, index_t T,
-                                         index_t B, index_t I, index_t H) {
+                                         index_t B, index_t I, index_t H, const Regularise& reg) {
   using S = typename Cell::scalar_t;
   loop::Forward<Cell> f{cell, T, B, I, H, a ? a->lengths : nullptr, a && a->reverse, a ? a->x : nullptr,
                         a ? &a->p : nullptr};
+  f.reg = reg;
   if (!a) return f;
   // forward: step t reads slot t, writes t+1; reverse: reads t+1, writes t (common.h)
   for (int k = 0; k < Cell::spec.states; ++k) {
@@ -409,6 +510,7 @@ loop::Forward<Cell> sequence_forward_run(const Cell& cell, const SequenceForward
     f.next[k] = {h + (a->reverse ? 0 : BW), BW};
     f.init[k] = h + (a->reverse ? T : 0) * BW;
     f.state0[k] = a->state0[k];
+    if (reg.zoneout_on() && Cell::spec.step_reads_next[k]) f.unmixed[k] = {a->unmixed[k], BW};
   }
   f.y = {a->y, B * f.width(0)};
   for (int k = 0; k < Cell::spec.saved; ++k) f.saved[k] = {a->saved[k], B * Cell::spec.saved_buffers[k].width * H};
@@ -416,8 +518,10 @@ loop::Forward<Cell> sequence_forward_run(const Cell& cell, const SequenceForward
 }
 
 template <class Cell>
-index_t sequence_forward_workspace(const Cell& cell, index_t T, index_t B, index_t I, index_t H) {
-  return sequence_forward_run(cell, static_cast<const SequenceForward<typename Cell::scalar_t>*>(nullptr), T, B, I, H)
+index_t sequence_forward_workspace(const Cell& cell, index_t T, index_t B, index_t I, index_t H,
+                                   const Regularise& reg) {
+  return sequence_forward_run(cell, static_cast<const SequenceForward<typename Cell::scalar_t>*>(nullptr), T, B, I, H,
+                              reg)
       .carve(nullptr)
       .size;
 }
@@ -425,17 +529,19 @@ index_t sequence_forward_workspace(const Cell& cell, index_t T, index_t B, index
 template <class Cell>
 void sequence_forward(const Cell& cell, const SequenceForward<typename Cell::scalar_t>& a, index_t T, index_t B,
                       index_t I, index_t H, typename Cell::scalar_t* workspace) {
-  sequence_forward_run(cell, &a, T, B, I, H).run(workspace);
+  sequence_forward_run(cell, &a, T, B, I, H, a.reg).run(workspace);
 }
 
 template <class Cell>
 loop::Forward<Cell> step_forward_run(const Cell& cell, const StepForward<typename Cell::scalar_t>* a, index_t B,
-                                     index_t I, index_t H) {
+                                     index_t I, index_t H, const Regularise& reg) {
   loop::Forward<Cell> f{cell, 1, B, I, H, nullptr, false, a ? a->x : nullptr, a ? &a->p : nullptr};
+  f.reg = reg;
   if (!a) return f;
   for (int k = 0; k < Cell::spec.states; ++k) {
     f.prev[k] = {a->state_prev[k], 0};
     f.next[k] = {a->state[k], 0};
+    if (reg.zoneout_on() && Cell::spec.step_reads_next[k]) f.unmixed[k] = {a->unmixed[k], 0};
   }
   for (int k = 0; k < Cell::spec.saved; ++k) f.saved[k] = {a->saved[k], 0};
   return f;
@@ -443,8 +549,8 @@ loop::Forward<Cell> step_forward_run(const Cell& cell, const StepForward<typenam
 
 // A single step's y (the outputs of a sequence) is scratch after the forward workspace.
 template <class Cell>
-index_t step_forward_workspace(const Cell& cell, index_t B, index_t I, index_t H) {
-  return step_forward_run(cell, static_cast<const StepForward<typename Cell::scalar_t>*>(nullptr), B, I, H)
+index_t step_forward_workspace(const Cell& cell, index_t B, index_t I, index_t H, const Regularise& reg) {
+  return step_forward_run(cell, static_cast<const StepForward<typename Cell::scalar_t>*>(nullptr), B, I, H, reg)
              .carve(nullptr)
              .size +
          B * cell.out_width(H);
@@ -453,7 +559,7 @@ index_t step_forward_workspace(const Cell& cell, index_t B, index_t I, index_t H
 template <class Cell>
 void step_forward(const Cell& cell, const StepForward<typename Cell::scalar_t>& a, index_t B, index_t I, index_t H,
                   typename Cell::scalar_t* workspace) {
-  auto f = step_forward_run(cell, &a, B, I, H);
+  auto f = step_forward_run(cell, &a, B, I, H, a.reg);
   const index_t used = f.carve(nullptr).size;
   f.y = {workspace + used, 0};
   f.run(workspace);
@@ -461,10 +567,11 @@ void step_forward(const Cell& cell, const StepForward<typename Cell::scalar_t>& 
 
 template <class Cell>
 loop::Backward<Cell> sequence_backward_run(const Cell& cell, const SequenceBackward<typename Cell::scalar_t>* a,
-                                           index_t T, index_t B, index_t I, index_t H) {
+                                           index_t T, index_t B, index_t I, index_t H, const Regularise& reg) {
   using S = typename Cell::scalar_t;
   loop::Backward<Cell> b{cell, T, B, I, H, a ? a->lengths : nullptr, a && a->reverse, a ? a->x : nullptr,
                          a ? &a->p : nullptr, a ? &a->g : nullptr};
+  b.reg = reg;
   if (!a) return b;
   b.dx = a->dx;
   b.dy = a->dy;
@@ -474,7 +581,8 @@ loop::Backward<Cell> sequence_backward_run(const Cell& cell, const SequenceBackw
     const S* h = a->state[k];
     const index_t BW = B * b.width(k);
     b.prev[k] = {h + (a->reverse ? BW : 0), BW};
-    b.next[k] = {h + (a->reverse ? 0 : BW), BW};
+    b.next[k] = reg.zoneout_on() && Cell::spec.step_reads_next[k] ? loop::Track<const S>{a->unmixed[k], BW}
+                                                                  : loop::Track<const S>{h + (a->reverse ? 0 : BW), BW};
     if (k > 0) {
       b.carry[k] = a->dstate0[k];
       b.carry_in[k] = a->dstate_n[k];
@@ -485,9 +593,10 @@ loop::Backward<Cell> sequence_backward_run(const Cell& cell, const SequenceBackw
 }
 
 template <class Cell>
-index_t sequence_backward_workspace(const Cell& cell, index_t T, index_t B, index_t I, index_t H) {
+index_t sequence_backward_workspace(const Cell& cell, index_t T, index_t B, index_t I, index_t H,
+                                    const Regularise& reg) {
   return sequence_backward_run(cell, static_cast<const SequenceBackward<typename Cell::scalar_t>*>(nullptr), T, B, I,
-                               H)
+                               H, reg)
       .carve(nullptr)
       .size;
 }
@@ -495,14 +604,15 @@ index_t sequence_backward_workspace(const Cell& cell, index_t T, index_t B, inde
 template <class Cell>
 void sequence_backward(const Cell& cell, const SequenceBackward<typename Cell::scalar_t>& a, index_t T, index_t B,
                        index_t I, index_t H, typename Cell::scalar_t* workspace) {
-  sequence_backward_run(cell, &a, T, B, I, H).run(workspace);
+  sequence_backward_run(cell, &a, T, B, I, H, a.reg).run(workspace);
 }
 
 template <class Cell>
 loop::Backward<Cell> step_backward_run(const Cell& cell, const StepBackward<typename Cell::scalar_t>* a, index_t B,
-                                       index_t I, index_t H) {
+                                       index_t I, index_t H, const Regularise& reg) {
   loop::Backward<Cell> b{cell, 1, B, I, H, nullptr, false, a ? a->x : nullptr, a ? &a->p : nullptr,
                          a ? &a->g : nullptr};
+  b.reg = reg;
   if (!a) return b;
   b.dx = a->dx;
   b.dh_first = a->dstate[0];
@@ -520,8 +630,8 @@ loop::Backward<Cell> step_backward_run(const Cell& cell, const StepBackward<type
 }
 
 template <class Cell>
-index_t step_backward_workspace(const Cell& cell, index_t B, index_t I, index_t H) {
-  return step_backward_run(cell, static_cast<const StepBackward<typename Cell::scalar_t>*>(nullptr), B, I, H)
+index_t step_backward_workspace(const Cell& cell, index_t B, index_t I, index_t H, const Regularise& reg) {
+  return step_backward_run(cell, static_cast<const StepBackward<typename Cell::scalar_t>*>(nullptr), B, I, H, reg)
       .carve(nullptr)
       .size;
 }
@@ -529,7 +639,7 @@ index_t step_backward_workspace(const Cell& cell, index_t B, index_t I, index_t 
 template <class Cell>
 void step_backward(const Cell& cell, const StepBackward<typename Cell::scalar_t>& a, index_t B, index_t I, index_t H,
                    typename Cell::scalar_t* workspace) {
-  step_backward_run(cell, &a, B, I, H).run(workspace);
+  step_backward_run(cell, &a, B, I, H, a.reg).run(workspace);
 }
 
 }  // namespace rnncore

@@ -24,6 +24,12 @@
 // LSTMP (h projected by w_hr [P,H]); every other state is H wide. Below, "[.., H]" of a
 // state means its width.
 //
+// Zoneout and variational recurrent dropout (Regularise, regularise.h) are the driver's
+// too, around the cell's maths: the masked h a step's products read (P wide), the mixing
+// of the new states with the previous ones (each at its own width, after the part that
+// makes it final), and their backward; with both off (all zero) the loop is the plain one
+// above.
+//
 // Layouts are in runtime/common.h. Every call is either a whole sequence of T steps
 // (state histories [T+1,B,H]) or a single step (the cells API: separate [B,H] arrays
 // for the states read and written, weights read in place, nothing copied): the same
@@ -43,6 +49,7 @@
 // Threads only pay when a step has enough work (Cell::step_work >= parallel_threshold).
 #pragma once
 
+#include "driver/regularise.h"
 #include "runtime/common.h"
 
 namespace rnncore {
@@ -83,6 +90,10 @@ struct SequenceForward {
   Params<scalar_t> p;
   const index_t* lengths;             // [B] in, each in [0,T], or nullptr (all T)
   bool reverse;                       // run t = T-1 ... 0
+  Regularise reg;                     // zoneout, recurrent dropout (regularise.h)
+  scalar_t* unmixed[kMaxStates];      // [T,B,H] out, with zoneout, for each state the cell's
+                                      // backward reads (step_reads_next): the new states
+                                      // before mixing; zero at padded steps
 };
 
 // Its backward.
@@ -99,6 +110,8 @@ struct SequenceBackward {
   Params<scalar_t> p;
   const index_t* lengths;
   bool reverse;
+  Regularise reg;                       // as forward ran
+  const scalar_t* unmixed[kMaxStates];  // in, as forward wrote them
 };
 
 // One step (the cells API), forward: no lengths, no history.
@@ -109,6 +122,8 @@ struct StepForward {
   const scalar_t* x;                      // [B,I] in
   const scalar_t* state_prev[kMaxStates]; // [B,H] in
   Params<scalar_t> p;
+  Regularise reg;                         // t0: the step's time, for zoneout's masks
+  scalar_t* unmixed[kMaxStates];          // [B,H] out, as in SequenceForward
 };
 
 // Its backward.
@@ -121,47 +136,54 @@ struct StepBackward {
                                           // states after the first may be nullptr (zero)
   const scalar_t* x;                      // [B,I] in
   const scalar_t* state_prev[kMaxStates]; // [B,H] in
-  const scalar_t* state[kMaxStates];      // [B,H] in: the new states the cell reads (others nullptr)
+  const scalar_t* state[kMaxStates];      // [B,H] in: the new states the cell reads (others nullptr);
+                                          // with zoneout, forward's unmixed ones
   const scalar_t* saved[kMaxSaved];       // in
   Params<scalar_t> p;
+  Regularise reg;                         // as forward ran
 };
 
 // The entry points, for every cell in cells/ (instantiated in cells/*.cpp). Scratch space
-// is the caller's, sized by the *_workspace functions; no output may alias an input.
+// is the caller's, sized by the *_workspace functions (for the Regularise the call will
+// have); no output may alias an input.
 template <class Cell>
-index_t sequence_forward_workspace(const Cell& cell, index_t T, index_t B, index_t I, index_t H);
+index_t sequence_forward_workspace(const Cell& cell, index_t T, index_t B, index_t I, index_t H,
+                                  const Regularise& reg = {});
 template <class Cell>
 void sequence_forward(const Cell& cell, const SequenceForward<typename Cell::scalar_t>& a, index_t T, index_t B,
                       index_t I, index_t H, typename Cell::scalar_t* workspace);
 template <class Cell>
-index_t sequence_backward_workspace(const Cell& cell, index_t T, index_t B, index_t I, index_t H);
+index_t sequence_backward_workspace(const Cell& cell, index_t T, index_t B, index_t I, index_t H,
+                                  const Regularise& reg = {});
 template <class Cell>
 void sequence_backward(const Cell& cell, const SequenceBackward<typename Cell::scalar_t>& a, index_t T, index_t B,
                        index_t I, index_t H, typename Cell::scalar_t* workspace);
 
 template <class Cell>
-index_t step_forward_workspace(const Cell& cell, index_t B, index_t I, index_t H);
+index_t step_forward_workspace(const Cell& cell, index_t B, index_t I, index_t H, const Regularise& reg = {});
 template <class Cell>
 void step_forward(const Cell& cell, const StepForward<typename Cell::scalar_t>& a, index_t B, index_t I, index_t H,
                   typename Cell::scalar_t* workspace);
 template <class Cell>
-index_t step_backward_workspace(const Cell& cell, index_t B, index_t I, index_t H);
+index_t step_backward_workspace(const Cell& cell, index_t B, index_t I, index_t H, const Regularise& reg = {});
 template <class Cell>
 void step_backward(const Cell& cell, const StepBackward<typename Cell::scalar_t>& a, index_t B, index_t I, index_t H,
                    typename Cell::scalar_t* workspace);
 
 // Explicit instantiations of the six entry points for one cell type (in its .cpp).
 #define RNNCORE_DRIVER_INSTANTIATE(Cell)                                                                          \
-  template index_t sequence_forward_workspace<Cell>(const Cell&, index_t, index_t, index_t, index_t);          \
+  template index_t sequence_forward_workspace<Cell>(const Cell&, index_t, index_t, index_t, index_t,          \
+                                                   const Regularise&);                                       \
   template void sequence_forward<Cell>(const Cell&, const SequenceForward<Cell::scalar_t>&, index_t, index_t,  \
                                        index_t, index_t, Cell::scalar_t*);                                     \
-  template index_t sequence_backward_workspace<Cell>(const Cell&, index_t, index_t, index_t, index_t);         \
+  template index_t sequence_backward_workspace<Cell>(const Cell&, index_t, index_t, index_t, index_t,         \
+                                                    const Regularise&);                                      \
   template void sequence_backward<Cell>(const Cell&, const SequenceBackward<Cell::scalar_t>&, index_t, index_t, \
                                         index_t, index_t, Cell::scalar_t*);                                    \
-  template index_t step_forward_workspace<Cell>(const Cell&, index_t, index_t, index_t);                       \
+  template index_t step_forward_workspace<Cell>(const Cell&, index_t, index_t, index_t, const Regularise&);   \
   template void step_forward<Cell>(const Cell&, const StepForward<Cell::scalar_t>&, index_t, index_t, index_t, \
                                    Cell::scalar_t*);                                                           \
-  template index_t step_backward_workspace<Cell>(const Cell&, index_t, index_t, index_t);                      \
+  template index_t step_backward_workspace<Cell>(const Cell&, index_t, index_t, index_t, const Regularise&);  \
   template void step_backward<Cell>(const Cell&, const StepBackward<Cell::scalar_t>&, index_t, index_t, index_t, \
                                     Cell::scalar_t*);
 

@@ -26,78 +26,115 @@ def _parallel_stats() -> tuple[int, int]: ...
 def kernel_isa() -> str: ...
 
 # ---- recurrent cells (one template, python/bind_cell.h) ------------------------------------
+# Every function takes, keyword-only, zoneout and recurrent dropout (cpp/driver/regularise.h);
+# forward, backward and step_forward also unmixed: [R,T,B,H] ([R,B,H] for a step), the new
+# states before zoneout's mixing that the cell's backward reads (R: 1, none for the GRU; the
+# LSTMP's is c, H wide).
 
 def elman_forward(x: _Floats, h0: Optional[_Floats], w_ih: _Floats, w_hh: _Floats, b_ih: Optional[_Floats],
                   b_hh: Optional[_Floats], nonlinearity: str = "tanh", lengths: Optional[_Lengths] = None,
-                  reverse: bool = False, *, out: _Out = None) -> tuple[_Floats, _Floats]: ...
+                  reverse: bool = False, *, zoneout: float = 0.0, recurrent_dropout: float = 0.0, seed: int = 0,
+                  t0: int = 0, training: bool = True, unmixed: Optional[_Floats] = None,
+                  out: _Out = None) -> tuple[_Floats, _Floats]: ...
 def elman_backward(dy: Optional[_Floats], dh_n: Optional[_Floats], x: _Floats, h: _Floats, w_ih: _Floats, w_hh: _Floats,
                    nonlinearity: str, lengths: Optional[_Lengths], reverse: bool, dw_ih: _Floats, dw_hh: _Floats,
-                   db_ih: Optional[_Floats], db_hh: Optional[_Floats], *, out: _Out = None) -> tuple[_Floats, _Floats]: ...
+                   db_ih: Optional[_Floats], db_hh: Optional[_Floats], *, zoneout: float = 0.0,
+                   recurrent_dropout: float = 0.0, seed: int = 0, t0: int = 0, training: bool = True,
+                   unmixed: Optional[_Floats] = None, out: _Out = None) -> tuple[_Floats, _Floats]: ...
 def elman_step_forward(x: _Floats, h_prev: _Floats, w_ih: _Floats, w_hh: _Floats, b_ih: Optional[_Floats],
-                       b_hh: Optional[_Floats], nonlinearity: str = "tanh") -> _Floats: ...
+                       b_hh: Optional[_Floats], nonlinearity: str = "tanh", *, zoneout: float = 0.0,
+                       recurrent_dropout: float = 0.0, seed: int = 0, t0: int = 0, training: bool = True,
+                       unmixed: Optional[_Floats] = None) -> _Floats: ...
 def elman_step_backward(dh: _Floats, x: _Floats, h_prev: _Floats, h: _Floats, w_ih: _Floats, w_hh: _Floats,
                         nonlinearity: str, dw_ih: _Floats, dw_hh: _Floats, db_ih: Optional[_Floats],
-                        db_hh: Optional[_Floats]) -> tuple[_Floats, _Floats]: ...
+                        db_hh: Optional[_Floats], *, zoneout: float = 0.0, recurrent_dropout: float = 0.0,
+                        seed: int = 0, t0: int = 0, training: bool = True) -> tuple[_Floats, _Floats]: ...
 
 def lstm_forward(x: _Floats, h0: Optional[_Floats], c0: Optional[_Floats], w_ih: _Floats, w_hh: _Floats,
                  b_ih: Optional[_Floats], b_hh: Optional[_Floats], w_ch: Optional[_Floats] = None,
-                 lengths: Optional[_Lengths] = None, reverse: bool = False, *,
-                 out: _Out = None) -> tuple[_Floats, _Floats, _Floats, _Floats]: ...
+                 lengths: Optional[_Lengths] = None, reverse: bool = False, *, zoneout: float = 0.0,
+                 recurrent_dropout: float = 0.0, seed: int = 0, t0: int = 0, training: bool = True,
+                 unmixed: Optional[_Floats] = None, out: _Out = None) -> tuple[_Floats, _Floats, _Floats, _Floats]: ...
 def lstm_backward(dy: Optional[_Floats], dh_n: Optional[_Floats], dc_n: Optional[_Floats], x: _Floats, h: _Floats,
                   c: _Floats, gates: _Floats, w_ih: _Floats, w_hh: _Floats, w_ch: Optional[_Floats],
                   lengths: Optional[_Lengths], reverse: bool, dw_ih: _Floats, dw_hh: _Floats, db_ih: Optional[_Floats],
-                  db_hh: Optional[_Floats], dw_ch: Optional[_Floats], *,
-                  out: _Out = None) -> tuple[_Floats, _Floats, _Floats]: ...
-def lstm_step_forward(x: _Floats, h_prev: _Floats, c_prev: _Floats, w_ih: _Floats, w_hh: _Floats, b_ih: Optional[_Floats],
-                      b_hh: Optional[_Floats], w_ch: Optional[_Floats] = None) -> tuple[_Floats, _Floats, _Floats]: ...
+                  db_hh: Optional[_Floats], dw_ch: Optional[_Floats], *, zoneout: float = 0.0,
+                  recurrent_dropout: float = 0.0, seed: int = 0, t0: int = 0, training: bool = True,
+                  unmixed: Optional[_Floats] = None, out: _Out = None) -> tuple[_Floats, _Floats, _Floats]: ...
+def lstm_step_forward(x: _Floats, h_prev: _Floats, c_prev: _Floats, w_ih: _Floats, w_hh: _Floats,
+                      b_ih: Optional[_Floats], b_hh: Optional[_Floats], w_ch: Optional[_Floats] = None,
+                      *, zoneout: float = 0.0, recurrent_dropout: float = 0.0, seed: int = 0, t0: int = 0,
+                      training: bool = True, unmixed: Optional[_Floats] = None) -> tuple[_Floats, _Floats, _Floats]: ...
 def lstm_step_backward(dh: _Floats, dc: Optional[_Floats], x: _Floats, h_prev: _Floats, c_prev: _Floats, c: _Floats,
                        gates: _Floats, w_ih: _Floats, w_hh: _Floats, w_ch: Optional[_Floats], dw_ih: _Floats,
-                       dw_hh: _Floats, db_ih: Optional[_Floats], db_hh: Optional[_Floats],
-                       dw_ch: Optional[_Floats]) -> tuple[_Floats, _Floats, _Floats]: ...
+                       dw_hh: _Floats, db_ih: Optional[_Floats], db_hh: Optional[_Floats], dw_ch: Optional[_Floats],
+                       *, zoneout: float = 0.0, recurrent_dropout: float = 0.0, seed: int = 0, t0: int = 0,
+                       training: bool = True) -> tuple[_Floats, _Floats, _Floats]: ...
 
 def lstmp_forward(x: _Floats, h0: Optional[_Floats], c0: Optional[_Floats], w_ih: _Floats, w_hh: _Floats,
                   w_hr: _Floats, b_ih: Optional[_Floats], b_hh: Optional[_Floats], w_ch: Optional[_Floats] = None,
-                  lengths: Optional[_Lengths] = None, reverse: bool = False, *,
+                  lengths: Optional[_Lengths] = None, reverse: bool = False, *, zoneout: float = 0.0,
+                  recurrent_dropout: float = 0.0, seed: int = 0, t0: int = 0, training: bool = True,
+                  unmixed: Optional[_Floats] = None,
                   out: _Out = None) -> tuple[_Floats, _Floats, _Floats, _Floats, _Floats]: ...
 def lstmp_backward(dy: Optional[_Floats], dh_n: Optional[_Floats], dc_n: Optional[_Floats], x: _Floats, h: _Floats,
                    c: _Floats, gates: _Floats, m: _Floats, w_ih: _Floats, w_hh: _Floats, w_hr: _Floats,
                    w_ch: Optional[_Floats], lengths: Optional[_Lengths], reverse: bool, dw_ih: _Floats,
                    dw_hh: _Floats, dw_hr: _Floats, db_ih: Optional[_Floats], db_hh: Optional[_Floats],
-                   dw_ch: Optional[_Floats], *, out: _Out = None) -> tuple[_Floats, _Floats, _Floats]: ...
+                   dw_ch: Optional[_Floats], *, zoneout: float = 0.0, recurrent_dropout: float = 0.0,
+                   seed: int = 0, t0: int = 0, training: bool = True, unmixed: Optional[_Floats] = None,
+                   out: _Out = None) -> tuple[_Floats, _Floats, _Floats]: ...
 def lstmp_step_forward(x: _Floats, h_prev: _Floats, c_prev: _Floats, w_ih: _Floats, w_hh: _Floats, w_hr: _Floats,
-                       b_ih: Optional[_Floats], b_hh: Optional[_Floats],
-                       w_ch: Optional[_Floats] = None) -> tuple[_Floats, _Floats, _Floats, _Floats]: ...
+                       b_ih: Optional[_Floats], b_hh: Optional[_Floats], w_ch: Optional[_Floats] = None,
+                       *, zoneout: float = 0.0, recurrent_dropout: float = 0.0, seed: int = 0, t0: int = 0,
+                       training: bool = True,
+                       unmixed: Optional[_Floats] = None) -> tuple[_Floats, _Floats, _Floats, _Floats]: ...
 def lstmp_step_backward(dh: _Floats, dc: Optional[_Floats], x: _Floats, h_prev: _Floats, c_prev: _Floats, c: _Floats,
                         gates: _Floats, m: _Floats, w_ih: _Floats, w_hh: _Floats, w_hr: _Floats,
                         w_ch: Optional[_Floats], dw_ih: _Floats, dw_hh: _Floats, dw_hr: _Floats,
-                        db_ih: Optional[_Floats], db_hh: Optional[_Floats],
-                        dw_ch: Optional[_Floats]) -> tuple[_Floats, _Floats, _Floats]: ...
+                        db_ih: Optional[_Floats], db_hh: Optional[_Floats], dw_ch: Optional[_Floats],
+                        *, zoneout: float = 0.0, recurrent_dropout: float = 0.0, seed: int = 0, t0: int = 0,
+                        training: bool = True) -> tuple[_Floats, _Floats, _Floats]: ...
 
 def gru_forward(x: _Floats, h0: Optional[_Floats], w_ih: _Floats, w_hh: _Floats, b_ih: Optional[_Floats],
                 b_hh: Optional[_Floats], reset_after: bool = True, lengths: Optional[_Lengths] = None,
-                reverse: bool = False, *, out: _Out = None) -> tuple[_Floats, _Floats, _Floats, _Floats]: ...
+                reverse: bool = False, *, zoneout: float = 0.0, recurrent_dropout: float = 0.0, seed: int = 0,
+                t0: int = 0, training: bool = True, unmixed: Optional[_Floats] = None,
+                out: _Out = None) -> tuple[_Floats, _Floats, _Floats, _Floats]: ...
 def gru_backward(dy: Optional[_Floats], dh_n: Optional[_Floats], x: _Floats, h: _Floats, gates: _Floats, hn: _Floats,
                  w_ih: _Floats, w_hh: _Floats, reset_after: bool, lengths: Optional[_Lengths], reverse: bool,
-                 dw_ih: _Floats, dw_hh: _Floats, db_ih: Optional[_Floats], db_hh: Optional[_Floats], *,
-                 out: _Out = None) -> tuple[_Floats, _Floats]: ...
+                 dw_ih: _Floats, dw_hh: _Floats, db_ih: Optional[_Floats], db_hh: Optional[_Floats],
+                 *, zoneout: float = 0.0, recurrent_dropout: float = 0.0, seed: int = 0, t0: int = 0,
+                 training: bool = True, unmixed: Optional[_Floats] = None, out: _Out = None) -> tuple[_Floats,
+                 _Floats]: ...
 def gru_step_forward(x: _Floats, h_prev: _Floats, w_ih: _Floats, w_hh: _Floats, b_ih: Optional[_Floats],
-                     b_hh: Optional[_Floats], reset_after: bool = True) -> tuple[_Floats, _Floats, _Floats]: ...
-def gru_step_backward(dh: _Floats, x: _Floats, h_prev: _Floats, gates: _Floats, hn: _Floats, w_ih: _Floats, w_hh: _Floats,
-                      reset_after: bool, dw_ih: _Floats, dw_hh: _Floats, db_ih: Optional[_Floats],
-                      db_hh: Optional[_Floats]) -> tuple[_Floats, _Floats]: ...
+                     b_hh: Optional[_Floats], reset_after: bool = True, *, zoneout: float = 0.0,
+                     recurrent_dropout: float = 0.0, seed: int = 0, t0: int = 0, training: bool = True,
+                     unmixed: Optional[_Floats] = None) -> tuple[_Floats, _Floats, _Floats]: ...
+def gru_step_backward(dh: _Floats, x: _Floats, h_prev: _Floats, gates: _Floats, hn: _Floats, w_ih: _Floats,
+                      w_hh: _Floats, reset_after: bool, dw_ih: _Floats, dw_hh: _Floats, db_ih: Optional[_Floats],
+                      db_hh: Optional[_Floats], *, zoneout: float = 0.0, recurrent_dropout: float = 0.0, seed: int = 0,
+                      t0: int = 0, training: bool = True) -> tuple[_Floats, _Floats]: ...
 
 # IndRNN: w_hh (and dw_hh) are vectors [H]
 def indrnn_forward(x: _Floats, h0: Optional[_Floats], w_ih: _Floats, w_hh: _Floats, b_ih: Optional[_Floats],
                    b_hh: Optional[_Floats], nonlinearity: str = "relu", lengths: Optional[_Lengths] = None,
-                   reverse: bool = False, *, out: _Out = None) -> tuple[_Floats, _Floats]: ...
-def indrnn_backward(dy: Optional[_Floats], dh_n: Optional[_Floats], x: _Floats, h: _Floats, w_ih: _Floats, w_hh: _Floats,
-                    nonlinearity: str, lengths: Optional[_Lengths], reverse: bool, dw_ih: _Floats, dw_hh: _Floats,
-                    db_ih: Optional[_Floats], db_hh: Optional[_Floats], *, out: _Out = None) -> tuple[_Floats, _Floats]: ...
+                   reverse: bool = False, *, zoneout: float = 0.0, recurrent_dropout: float = 0.0, seed: int = 0,
+                   t0: int = 0, training: bool = True, unmixed: Optional[_Floats] = None,
+                   out: _Out = None) -> tuple[_Floats, _Floats]: ...
+def indrnn_backward(dy: Optional[_Floats], dh_n: Optional[_Floats], x: _Floats, h: _Floats, w_ih: _Floats,
+                    w_hh: _Floats, nonlinearity: str, lengths: Optional[_Lengths], reverse: bool, dw_ih: _Floats,
+                    dw_hh: _Floats, db_ih: Optional[_Floats], db_hh: Optional[_Floats], *, zoneout: float = 0.0,
+                    recurrent_dropout: float = 0.0, seed: int = 0, t0: int = 0, training: bool = True,
+                    unmixed: Optional[_Floats] = None, out: _Out = None) -> tuple[_Floats, _Floats]: ...
 def indrnn_step_forward(x: _Floats, h_prev: _Floats, w_ih: _Floats, w_hh: _Floats, b_ih: Optional[_Floats],
-                        b_hh: Optional[_Floats], nonlinearity: str = "relu") -> _Floats: ...
+                        b_hh: Optional[_Floats], nonlinearity: str = "relu", *, zoneout: float = 0.0,
+                        recurrent_dropout: float = 0.0, seed: int = 0, t0: int = 0, training: bool = True,
+                        unmixed: Optional[_Floats] = None) -> _Floats: ...
 def indrnn_step_backward(dh: _Floats, x: _Floats, h_prev: _Floats, h: _Floats, w_ih: _Floats, w_hh: _Floats,
                          nonlinearity: str, dw_ih: _Floats, dw_hh: _Floats, db_ih: Optional[_Floats],
-                         db_hh: Optional[_Floats]) -> tuple[_Floats, _Floats]: ...
+                         db_hh: Optional[_Floats], *, zoneout: float = 0.0, recurrent_dropout: float = 0.0,
+                         seed: int = 0, t0: int = 0, training: bool = True) -> tuple[_Floats, _Floats]: ...
 
 # ---- losses and training -------------------------------------------------------------------
 

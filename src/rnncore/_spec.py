@@ -15,6 +15,9 @@ parameter and one option, and its kernels take their arguments in this order::
 
 A cell with a projection (LSTMP: torch.nn.LSTM's ``proj_size``) takes ``w_hr`` after
 ``w_hh`` and ``dw_hr`` after ``dw_hh``; its h and y are P wide, its ``weight_hh`` [G*H,P].
+
+Every one of them takes, keyword-only, ``zoneout, recurrent_dropout, seed, t0, training``
+(and all but step_backward ``unmixed``): the regularisers of ``cpp/driver/regularise.h``.
 """
 
 from __future__ import annotations

@@ -305,6 +305,8 @@ OPTIONS = {
     "weight_drop=0.25": ("rnn,lstm,gru", {"weight_drop": 0.25}),
     "checkpoint_every=10": ("rnn,lstm,gru", {"checkpoint_every": 10}),
     "proj_size=H/2": ("lstm", {"proj_size": 0.5}),  # a fraction of H: less work than the plain cell
+    "zoneout=0.1": ("rnn,lstm,gru", {"zoneout": 0.1}),
+    "recurrent_dropout=0.25": ("rnn,lstm,gru", {"recurrent_dropout": 0.25}),
 }
 
 

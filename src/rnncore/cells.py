@@ -7,6 +7,9 @@ The gradient passed to ``backward`` is the total reaching the state that forward
 returned: the loss's gradient at that step plus what the later step sent back.
 ``clear_saved()`` drops saved steps (for a loop that does not backpropagate, run it
 inside ``rnncore.no_grad()`` so nothing is saved at all).
+
+``zoneout`` and ``recurrent_dropout`` are the layers' (``rnncore.layers``), applied to the
+one step: in training each forward draws one seed from ``rng`` for that step's masks.
 """
 
 from __future__ import annotations
@@ -25,19 +28,23 @@ class _Step(NamedTuple):
 
     x: np.ndarray
     prev: tuple          # the states the step read
-    new: tuple           # the new states its backward reads (spec.step_reads_next)
+    new: tuple           # the new states its backward reads (spec.step_reads_next; with
+                         # zoneout, before mixing)
     saved: tuple         # the cell's per-step buffers
+    reg: dict            # zoneout and recurrent dropout as the kernels ran them ({}: off)
 
 
 class _Cell(Module):
     spec: _spec.CellSpec  # set by each cell's class
     proj_size = 0         # LSTMCell's projection of h (0: none)
 
-    def __init__(self, input_size, hidden_size, bias, dtype, backend, seed):
+    def __init__(self, input_size, hidden_size, bias, dtype, backend, seed, zoneout=0.0, recurrent_dropout=0.0):
         super().__init__(dtype)
         self.input_size = _checks.positive_int("input_size", input_size)
         self.hidden_size = _checks.positive_int("hidden_size", hidden_size)
         self.bias = bool(bias)
+        self.zoneout = _checks.probability("zoneout", zoneout)
+        self.recurrent_dropout = _checks.probability("recurrent_dropout", recurrent_dropout)
         self.backend, ops = backends.resolve(backend)
         self._forward_kernel, self._backward_kernel = _spec.kernels(ops, self.spec)[2:]
         self.rng = np.random.default_rng(seed)
@@ -109,16 +116,31 @@ class _Cell(Module):
         x = _checks.array("x", x, self.dtype, (None, self.input_size))
         prev = self._check_state(state, x.shape[0], spec.states)
         w = self._w
-        out = self._forward_kernel(x, *prev, w.w_ih, w.w_hh, *w.proj(), w.b_ih, w.b_hh, *self._cell_args())
+        reg, unmixed = self._regularise(x.shape[0])
+        out = self._forward_kernel(x, *prev, w.w_ih, w.w_hh, *w.proj(), w.b_ih, w.b_hh, *self._cell_args(), **reg,
+                                   unmixed=unmixed)
         out = out if isinstance(out, tuple) else (out,)
         S = len(spec.states)
         new, saved = out[:S], out[S:]
         if is_grad_enabled():
             # copies: a caller that reuses its input buffer must not change what backward reads
-            self._stack.append(_Step(x.copy(), tuple(p.copy() for p in prev),
-                                     tuple(n.copy() for n, name in zip(new, spec.states) if name in spec.step_reads_next),
-                                     tuple(a.copy() for a in saved)))
+            reads = (tuple(unmixed) if unmixed is not None
+                     else tuple(n.copy() for n, name in zip(new, spec.states) if name in spec.step_reads_next))
+            self._stack.append(_Step(x.copy(), tuple(p.copy() for p in prev), reads, tuple(a.copy() for a in saved),
+                                     reg))
         return self._pack(new)
+
+    def _regularise(self, B):
+        """This step's zoneout and recurrent dropout as the kernels' keyword arguments ({}
+        when off; in training one seed from ``rng``, in evaluation zoneout's expectation and
+        no dropout), and a buffer for the unmixed states when zoneout needs one."""
+        z, p = self.zoneout, self.recurrent_dropout if self.training else 0.0
+        if not (z > 0 or p > 0):
+            return {}, None
+        seed = int(self.rng.integers(0, 2 ** 64, dtype=np.uint64)) if self.training else 0
+        R = len(self.spec.step_reads_next)
+        unmixed = np.empty((R, B, self.hidden_size), self.dtype) if z > 0 and R else None
+        return {"zoneout": z, "recurrent_dropout": p, "seed": seed, "training": self.training}, unmixed
 
     def _backward(self, dstate):
         """dstate: the whole gradient reaching the state of the latest unconsumed step (LSTM:
@@ -140,7 +162,7 @@ class _Cell(Module):
         w, g = self._w, self._g
         grads = (g.w_ih, g.w_hh, *g.proj(), g.b_ih, g.b_hh) + ((g.extra,) if spec.extra else ())
         dx, *dprev = self._backward_kernel(*dstates, step.x, *step.prev, *step.new, *step.saved, w.w_ih, w.w_hh,
-                                           *w.proj(), *self._cell_args(), *grads)
+                                           *w.proj(), *self._cell_args(), *grads, **step.reg)
         return dx, self._pack(dprev)
 
     def __repr__(self):
@@ -153,9 +175,9 @@ class RNNCell(_Cell):
     spec = _spec.ELMAN
 
     def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", *,
-                 dtype=np.float32, backend=None, seed=None):
+                 zoneout=0.0, recurrent_dropout=0.0, dtype=np.float32, backend=None, seed=None):
         self.nonlinearity = _checks.one_of("nonlinearity", nonlinearity, _spec.NONLINEARITIES)
-        super().__init__(input_size, hidden_size, bias, dtype, backend, seed)
+        super().__init__(input_size, hidden_size, bias, dtype, backend, seed, zoneout, recurrent_dropout)
 
 
 class IndRNNCell(_Cell):
@@ -165,9 +187,9 @@ class IndRNNCell(_Cell):
     spec = _spec.INDRNN
 
     def __init__(self, input_size, hidden_size, bias=True, nonlinearity="relu", *,
-                 dtype=np.float32, backend=None, seed=None):
+                 zoneout=0.0, recurrent_dropout=0.0, dtype=np.float32, backend=None, seed=None):
         self.nonlinearity = _checks.one_of("nonlinearity", nonlinearity, _spec.NONLINEARITIES)
-        super().__init__(input_size, hidden_size, bias, dtype, backend, seed)
+        super().__init__(input_size, hidden_size, bias, dtype, backend, seed, zoneout, recurrent_dropout)
 
 
 class LSTMCell(_Cell):
@@ -179,13 +201,13 @@ class LSTMCell(_Cell):
 
     spec = _spec.LSTM
 
-    def __init__(self, input_size, hidden_size, bias=True, *, proj_size=0, peephole=False, dtype=np.float32,
-                 backend=None, seed=None):
+    def __init__(self, input_size, hidden_size, bias=True, *, proj_size=0, peephole=False, zoneout=0.0,
+                 recurrent_dropout=0.0, dtype=np.float32, backend=None, seed=None):
         self.peephole = bool(peephole)
         self.proj_size = _checks.proj_size(proj_size, _checks.positive_int("hidden_size", hidden_size))
         if self.proj_size:
             self.spec = _spec.LSTMP
-        super().__init__(input_size, hidden_size, bias, dtype, backend, seed)
+        super().__init__(input_size, hidden_size, bias, dtype, backend, seed, zoneout, recurrent_dropout)
 
     def _has_extra(self):
         return self.peephole
@@ -202,10 +224,10 @@ class GRUCell(_Cell):
 
     spec = _spec.GRU
 
-    def __init__(self, input_size, hidden_size, bias=True, *, reset_after=True, dtype=np.float32,
-                 backend=None, seed=None):
+    def __init__(self, input_size, hidden_size, bias=True, *, reset_after=True, zoneout=0.0,
+                 recurrent_dropout=0.0, dtype=np.float32, backend=None, seed=None):
         self.reset_after = bool(reset_after)
-        super().__init__(input_size, hidden_size, bias, dtype, backend, seed)
+        super().__init__(input_size, hidden_size, bias, dtype, backend, seed, zoneout, recurrent_dropout)
 
     def __repr__(self):
         return super().__repr__()[:-1] + (", reset_after=False)" if not self.reset_after else ")")

@@ -7,7 +7,7 @@ are explicit: ``forward`` saves what ``backward`` needs, ``backward`` returns th
 gradients with respect to the input and the initial state and *adds* the
 parameter gradients into ``grads``.
 
-Two keyword options every layer has beyond PyTorch's:
+Keyword options every layer has beyond PyTorch's:
 
 - ``weight_drop=p``: DropConnect on the recurrent weights (Merity et al. 2017, "Regularizing
   and Optimizing LSTM Language Models"): in training, each forward pass draws one mask
@@ -22,6 +22,29 @@ Two keyword options every layer has beyond PyTorch's:
   steps instead of T steps (k near sqrt(T) is the smallest); the cost is a second forward
   pass. Results and gradients equal the full path's up to the order of the weight
   gradients' sums. Sequences of at most k steps take the full path.
+- ``zoneout=z``: zoneout (Krueger et al. 2017, "Zoneout: Regularizing RNNs by Randomly
+  Preserving Hidden Activations", with haste's semantics): in training each unit of the
+  new state keeps its previous value with probability z, ``h_t = m * h_{t-1} + (1 - m) *
+  h~_t`` with ``m ~ Bernoulli(z)`` per (step, sequence, unit), for the LSTM also ``c_t``
+  with its own mask (with ``proj_size=P``, ``h_t`` is the projected one, P units);
+  ``y_t`` is the zoned-out ``h_t``. Under ``eval()`` the expectation,
+  ``h_t = z * h_{t-1} + (1 - z) * h~_t``. Padded steps keep the state as always.
+- ``recurrent_dropout=p``: variational dropout on the recurrent connection (Gal &
+  Ghahramani 2016, "A Theoretically Grounded Application of Dropout in Recurrent Neural
+  Networks"; Keras's ``recurrent_dropout``): one mask ``M = Bernoulli(1 - p) / (1 - p)`` per
+  (sequence, unit), the same at every step, on the state entering the recurrent product:
+  the product is ``(h_{t-1} * M) @ weight_hh.T`` (IndRNN ``weight_hh * (h_{t-1} * M)``; with
+  ``proj_size=P``, M covers the P units of h);
+  the GRU's ``z * h_{t-1}`` keeps the unmasked state, and with ``reset_after=False`` the
+  reset applies to the masked state, ``(r * (h_{t-1} * M)) @ weight_hn.T``. Off under
+  ``eval()``.
+
+Both run inside the kernels (``cpp/driver/regularise.h``, mirrored by the reference): the
+masks are a counter-based hash of one 64-bit seed per forward pass and (layer, direction),
+drawn from the layer's ``rng``, and of the absolute step, so reseeding ``rng`` reproduces
+them and ``checkpoint_every`` draws the whole sequence's (each segment, and its
+recomputation in backward, runs from its absolute first step). ``weight_drop`` combines
+with both: it masks ``weight_hh`` before the kernels run.
 
 One path for every cell and every stack: a layer is its ``CellSpec`` (``_spec.py``)
 and runs each (layer, direction) through the backend's kernels for that cell.
@@ -61,6 +84,8 @@ class _Direction(NamedTuple):
     drop: Optional[np.ndarray]        # weight drop's scaled mask on w_hh, or None
     segments: Optional[list]          # with checkpoint_every: a _Segment per segment, in
                                       # processing order; None: histories hold every step
+    reg: dict                         # zoneout and recurrent dropout as the kernels ran them ({}: off)
+    unmixed: Optional[np.ndarray]     # zoneout: the kernels' unmixed states (likewise)
 
 
 class _Segment(NamedTuple):
@@ -87,7 +112,7 @@ class _Recurrent(Module):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, *, weight_drop=0.0, checkpoint_every=None,
-                 dtype=np.float32, backend=None, seed=None):
+                 zoneout=0.0, recurrent_dropout=0.0, dtype=np.float32, backend=None, seed=None):
         super().__init__(dtype)
         self.input_size = _checks.positive_int("input_size", input_size)
         self.hidden_size = _checks.positive_int("hidden_size", hidden_size)
@@ -100,6 +125,8 @@ class _Recurrent(Module):
         self.weight_drop = _checks.probability("weight_drop", weight_drop)
         self.checkpoint_every = (None if checkpoint_every is None
                                  else _checks.positive_int("checkpoint_every", checkpoint_every))
+        self.zoneout = _checks.probability("zoneout", zoneout)
+        self.recurrent_dropout = _checks.probability("recurrent_dropout", recurrent_dropout)
         self.backend, ops = backends.resolve(backend)
         self._forward_kernel, self._backward_kernel = _spec.kernels(ops, self.spec)[:2]
         self.rng = np.random.default_rng(seed)
@@ -202,18 +229,46 @@ class _Recurrent(Module):
         mask *= 0.0 if p == 1 else 1.0 / (1.0 - p)
         return w._replace(w_hh=np.multiply(w.w_hh, mask, out=self._buffer(("dropped_hh", k), mask.shape))), mask
 
-    def _segment_run(self, k, w, x, states0, lengths, reverse, y, t0, t1):
+    def _regularise(self):
+        """Zoneout and recurrent dropout for one (layer, direction)'s forward pass, as the
+        kernels' keyword arguments ({} when both are off): in training one 64-bit seed from
+        ``rng`` for all the masks of the pass; in evaluation zoneout's expectation and no
+        recurrent dropout."""
+        z, p = self.zoneout, self.recurrent_dropout if self.training else 0.0
+        if not (z > 0 or p > 0):
+            return {}
+        seed = int(self.rng.integers(0, 2 ** 64, dtype=np.uint64)) if self.training else 0
+        return {"zoneout": z, "recurrent_dropout": p, "seed": seed, "training": self.training}
+
+    def _unmixed(self, key, reg, steps, B, n=None):
+        """A buffer for the kernels' unmixed states [R, n, B, H] (n of ``steps``) when zoneout
+        is on and the cell's backward reads new states, else None."""
+        R = len(self.spec.step_reads_next)
+        if not (reg and reg["zoneout"] > 0 and R):
+            return None
+        n = steps if n is None else n
+        return self._buffer(key, (R * steps * B * self.hidden_size,))[:R * n * B * self.hidden_size].reshape(
+            R, n, B, self.hidden_size)
+
+    @staticmethod
+    def _reg_args(reg, t0, unmixed):
+        """The kernels' keyword arguments for reg from absolute step t0 (none when off)."""
+        return dict(reg, t0=t0, unmixed=unmixed) if reg else {}
+
+    def _segment_run(self, k, w, reg, x, states0, lengths, reverse, y, t0, t1):
         """Forward of steps [t0, t1) into the segment buffers of (layer, direction) k
         (sized for checkpoint_every steps and reused), y into y (its rows [t0, t1)).
-        Returns (histories, saved), views of the buffers."""
+        Returns (histories, saved, unmixed), views of the buffers."""
         n, c, B, H, spec = t1 - t0, self.checkpoint_every, x.shape[1], self.hidden_size, self.spec
         out = ((y,) + tuple(self._buffer(("seg", name, k), (c + 1, B, self._state_width(i)))[:n + 1]
                             for i, name in enumerate(spec.states))
                + tuple(self._buffer(("seg", name, k), (c, B, m * H))[:n] for name, m in spec.saved))
         seg_lengths = None if lengths is None else np.clip(lengths - t0, 0, n)
+        unmixed = self._unmixed(("seg", "unmixed", k), reg, c, B, n)
         out = self._forward_kernel(x[t0:t1], *states0, w.w_ih, w.w_hh, *w.proj(), w.b_ih, w.b_hh,
-                                   *self._cell_args(w), seg_lengths, reverse, out=out)
-        return tuple(out[1:1 + len(spec.states)]), tuple(out[1 + len(spec.states):])
+                                   *self._cell_args(w), seg_lengths, reverse, out=out,
+                                   **self._reg_args(reg, t0, unmixed))
+        return tuple(out[1:1 + len(spec.states)]), tuple(out[1 + len(spec.states):]), unmixed
 
     def _segment_bounds(self, T, reverse):
         """The checkpointed segments' [t0, t1), in the direction's processing order."""
@@ -227,18 +282,20 @@ class _Recurrent(Module):
         T, B = x.shape[:2]
         H, P, spec = self.hidden_size, self._out_size, self.spec
         w, drop = self._run_weights(k)
+        reg = self._regularise()
         if self.checkpoint_every is not None and T > self.checkpoint_every:
-            return self._checkpointed_forward(k, w, drop, x, states0, lengths, reverse, y_key)
+            return self._checkpointed_forward(k, w, drop, reg, x, states0, lengths, reverse, y_key)
         out = ((self._buffer(y_key, (T, B, P)),)
                + tuple(self._buffer((name, k), (T + 1, B, self._state_width(i))) for i, name in enumerate(spec.states))
                + tuple(self._buffer((name, k), (T, B, n * H)) for name, n in spec.saved))
+        unmixed = self._unmixed(("unmixed", k), reg, T, B)
         out = self._forward_kernel(x, *states0, w.w_ih, w.w_hh, *w.proj(), w.b_ih, w.b_hh, *self._cell_args(w),
-                                   lengths, reverse, out=out)
+                                   lengths, reverse, out=out, **self._reg_args(reg, 0, unmixed))
         y, histories, saved = out[0], tuple(out[1:1 + len(spec.states)]), tuple(out[1 + len(spec.states):])
         return (y, [_spec.final_state(h, reverse) for h in histories],
-                _Direction(x, histories, saved, reverse, w, drop, None))
+                _Direction(x, histories, saved, reverse, w, drop, None, reg, unmixed))
 
-    def _checkpointed_forward(self, k, w, drop, x, states0, lengths, reverse, y_key):
+    def _checkpointed_forward(self, k, w, drop, reg, x, states0, lengths, reverse, y_key):
         """Forward in segments of checkpoint_every steps, keeping only the states each
         segment starts from (Chen et al. 2016): memory O(T/k + k) steps instead of O(T)."""
         T, B = x.shape[:2]
@@ -260,11 +317,11 @@ class _Recurrent(Module):
                         a[slot] = s
                 states = tuple(None if s is None else a[slot] for a, s in zip(starts, states))
             segments.append(_Segment(t0, t1, states))
-            histories, saved = self._segment_run(k, w, x, states, lengths, reverse, y[t0:t1], t0, t1)
+            histories, saved, unmixed = self._segment_run(k, w, reg, x, states, lengths, reverse, y[t0:t1], t0, t1)
             states = tuple(_spec.final_state(h, reverse) for h in histories)
         finals = list(states)
         # the last segment's buffers stay as it left them: backward starts there
-        return y, finals, _Direction(x, histories, saved, reverse, w, drop, segments)
+        return y, finals, _Direction(x, histories, saved, reverse, w, drop, segments, reg, unmixed)
 
     def _direction_backward(self, k, dy, dstates_n, saved: _Direction, lengths, dx_key):
         """Backward of (layer, direction) k, dx into the buffer dx_key (None: a new array
@@ -276,7 +333,8 @@ class _Recurrent(Module):
             g = g._replace(w_hh=dw_hh)
         if saved.segments is None:
             dx, ds0 = self._backward_run(g, dy, dstates_n, saved.x, saved.histories, saved.saved, saved.w, lengths,
-                                         saved.reverse, self._buffer(dx_key, saved.x.shape))
+                                         saved.reverse, self._buffer(dx_key, saved.x.shape),
+                                         self._reg_args(saved.reg, 0, saved.unmixed))
         else:
             dx, ds0 = self._checkpointed_backward(k, g, dy, dstates_n, saved, lengths, dx_key)
         if saved.drop is not None:
@@ -284,11 +342,11 @@ class _Recurrent(Module):
             w_grad += g.w_hh * saved.drop
         return dx, ds0
 
-    def _backward_run(self, g, dy, dstates_n, x, histories, saved, w, lengths, reverse, dx_out):
+    def _backward_run(self, g, dy, dstates_n, x, histories, saved, w, lengths, reverse, dx_out, reg_args):
         grads = (g.w_ih, g.w_hh, *g.proj(), g.b_ih, g.b_hh) + ((g.extra,) if self.spec.extra else ())
         dx, *ds0 = self._backward_kernel(dy, *dstates_n, x, *histories, *saved, w.w_ih, w.w_hh, *w.proj(),
                                          *self._cell_args(w), lengths, reverse, *grads,
-                                         out=(dx_out,) + (None,) * len(self.spec.states))
+                                         out=(dx_out,) + (None,) * len(self.spec.states), **reg_args)
         return dx, ds0
 
     def _checkpointed_backward(self, k, g, dy, dstates_n, saved: _Direction, lengths, dx_key):
@@ -302,13 +360,14 @@ class _Recurrent(Module):
         for i, seg in enumerate(reversed(saved.segments)):
             t0, t1 = seg.t0, seg.t1
             if i == 0:  # the forward's last segment, still in the buffers
-                histories, seg_saved = saved.histories, saved.saved
+                histories, seg_saved, unmixed = saved.histories, saved.saved, saved.unmixed
             else:
-                histories, seg_saved = self._segment_run(k, saved.w, x, seg.states0, lengths, saved.reverse,
-                                                         scratch_y[:t1 - t0], t0, t1)
+                histories, seg_saved, unmixed = self._segment_run(k, saved.w, saved.reg, x, seg.states0, lengths,
+                                                                  saved.reverse, scratch_y[:t1 - t0], t0, t1)
             seg_lengths = None if lengths is None else np.clip(lengths - t0, 0, t1 - t0)
             _, carry = self._backward_run(g, None if dy is None else dy[t0:t1], carry, x[t0:t1], histories, seg_saved,
-                                          saved.w, seg_lengths, saved.reverse, dx[t0:t1])
+                                          saved.w, seg_lengths, saved.reverse, dx[t0:t1],
+                                          self._reg_args(saved.reg, t0, unmixed))
         return dx, carry
 
     # ---- public API ------------------------------------------------------------------
@@ -432,7 +491,8 @@ class _Recurrent(Module):
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
         for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0),
-                              ("bidirectional", False), ("weight_drop", 0.0), ("checkpoint_every", None)):
+                              ("bidirectional", False), ("weight_drop", 0.0), ("checkpoint_every", None),
+                              ("zoneout", 0.0), ("recurrent_dropout", 0.0)):
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)}"
         return s + f", dtype={self.dtype}, backend={self.backend!r}"
@@ -449,11 +509,13 @@ class RNN(_Recurrent):
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, *, weight_drop=0.0,
-                 checkpoint_every=None, dtype=np.float32, backend=None, seed=None):
+                 checkpoint_every=None, zoneout=0.0, recurrent_dropout=0.0, dtype=np.float32, backend=None,
+                 seed=None):
         self.nonlinearity = _checks.one_of("nonlinearity", nonlinearity, _spec.NONLINEARITIES)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, weight_drop=weight_drop,
-                         checkpoint_every=checkpoint_every, dtype=dtype, backend=backend, seed=seed)
+                         checkpoint_every=checkpoint_every, zoneout=zoneout,
+                         recurrent_dropout=recurrent_dropout, dtype=dtype, backend=backend, seed=seed)
 
     def extra_repr(self):
         s = super().extra_repr()
@@ -470,11 +532,13 @@ class IndRNN(_Recurrent):
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="relu", bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, *, weight_drop=0.0,
-                 checkpoint_every=None, dtype=np.float32, backend=None, seed=None):
+                 checkpoint_every=None, zoneout=0.0, recurrent_dropout=0.0, dtype=np.float32, backend=None,
+                 seed=None):
         self.nonlinearity = _checks.one_of("nonlinearity", nonlinearity, _spec.NONLINEARITIES)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, weight_drop=weight_drop,
-                         checkpoint_every=checkpoint_every, dtype=dtype, backend=backend, seed=seed)
+                         checkpoint_every=checkpoint_every, zoneout=zoneout,
+                         recurrent_dropout=recurrent_dropout, dtype=dtype, backend=backend, seed=seed)
 
     def extra_repr(self):
         s = super().extra_repr()
@@ -494,14 +558,16 @@ class LSTM(_Recurrent):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, *, proj_size=0, peephole=False, weight_drop=0.0,
-                 checkpoint_every=None, dtype=np.float32, backend=None, seed=None):
+                 checkpoint_every=None, zoneout=0.0, recurrent_dropout=0.0, dtype=np.float32, backend=None,
+                 seed=None):
         self.peephole = bool(peephole)
         self.proj_size = _checks.proj_size(proj_size, _checks.positive_int("hidden_size", hidden_size))
         if self.proj_size:
             self.spec = _spec.LSTMP
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, weight_drop=weight_drop,
-                         checkpoint_every=checkpoint_every, dtype=dtype, backend=backend, seed=seed)
+                         checkpoint_every=checkpoint_every, zoneout=zoneout,
+                         recurrent_dropout=recurrent_dropout, dtype=dtype, backend=backend, seed=seed)
 
     def _has_extra(self):
         return self.peephole
@@ -522,11 +588,13 @@ class GRU(_Recurrent):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, *, reset_after=True, weight_drop=0.0,
-                 checkpoint_every=None, dtype=np.float32, backend=None, seed=None):
+                 checkpoint_every=None, zoneout=0.0, recurrent_dropout=0.0, dtype=np.float32, backend=None,
+                 seed=None):
         self.reset_after = bool(reset_after)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, weight_drop=weight_drop,
-                         checkpoint_every=checkpoint_every, dtype=dtype, backend=backend, seed=seed)
+                         checkpoint_every=checkpoint_every, zoneout=zoneout,
+                         recurrent_dropout=recurrent_dropout, dtype=dtype, backend=backend, seed=seed)
 
     def extra_repr(self):
         s = super().extra_repr()

@@ -102,7 +102,7 @@ _ELEM_TYPES = {np.dtype(np.float32): 1, np.dtype(np.float64): 11}   # onnx.Tenso
 # not listed here (one a later version adds) is exportable only at its default value;
 # anything else is refused by name.
 _COMMON = ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout", "bidirectional",
-           "weight_drop", "checkpoint_every", "dtype", "backend", "seed")
+           "weight_drop", "checkpoint_every", "recurrent_dropout", "dtype", "backend", "seed")
 _ALLOWED_OPTIONS = {
     RNN: _COMMON + ("nonlinearity",),
     LSTM: _COMMON + ("peephole",),
@@ -145,6 +145,10 @@ def _check_options(module, where):
     if cls not in _ALLOWED_OPTIONS:
         raise TypeError(f"model: {what} cannot be exported: rnncore.onnx exports RNN, LSTM, GRU, Linear, "
                         f"Embedding and heads.Activation")
+    if getattr(module, "zoneout", 0.0) > 0:
+        raise ValueError(f"model: {what} has zoneout={module.zoneout}, which the ONNX export cannot express: "
+                         f"zoneout changes evaluation too (h_t = z h_(t-1) + (1-z) h~_t), which ONNX's RNN, LSTM "
+                         f"and GRU operators have no way to compute (only zoneout=0.0 can be exported)")
     for name, p in inspect.signature(cls.__init__).parameters.items():
         if name == "self" or name in _ALLOWED_OPTIONS[cls]:
             continue
@@ -383,7 +387,8 @@ def _build(onnx, modules, container, lengths, initial_state, opset, metadata):
             finals_out += [(name, fin, m) for name, fin in zip(state_names[i][1], finals)]
             entry["options"] = {k: getattr(m, k) for k in ("input_size", "hidden_size", "num_layers", "bias",
                                                             "batch_first", "dropout", "bidirectional",
-                                                            "weight_drop", "checkpoint_every")}
+                                                            "weight_drop", "checkpoint_every",
+                                                            "recurrent_dropout")}
             extra = {RNN: "nonlinearity", LSTM: "peephole", GRU: "reset_after"}[type(m)]
             entry["options"][extra] = getattr(m, extra)
             entry["nodes"] = nodes
@@ -495,9 +500,10 @@ def export(model, path, *, lengths=False, initial_state=False, opset=None, metad
     Args:
         model: an ``RNN``, ``LSTM`` or ``GRU`` layer, or a ``Sequential`` of ``Embedding``
             (first), recurrent layers, ``Linear`` and ``heads.Activation``; float32 or
-            float64. Dropout and weight drop are left out (the graph is the model in
-            inference mode); they and ``checkpoint_every`` are kept in the metadata, so
-            ``load`` restores them.
+            float64. Dropout, weight drop and recurrent dropout are left out (the graph is
+            the model in inference mode); they and ``checkpoint_every`` are kept in the
+            metadata, so ``load`` restores them. A layer with ``zoneout`` > 0 is refused:
+            zoneout changes evaluation too, which the ONNX operators cannot express.
         path: the file to write (str or os.PathLike). It is written to a temporary file
             in the same directory and renamed, so a failed export leaves an existing
             file as it was; an existing file is replaced.
@@ -671,7 +677,7 @@ def _recurrent_from_nodes(onnx, nodes, tensors, options, dropout, dtype, backend
                                  f"says {value!r}")
         kwargs["input_size"] = options.get("input_size", kwargs["input_size"])
     # options of training only, which the graph does not show: from the metadata
-    kwargs.update({k: options[k] for k in ("weight_drop", "checkpoint_every") if k in options})
+    kwargs.update({k: options[k] for k in ("weight_drop", "checkpoint_every", "recurrent_dropout") if k in options})
     layer = cls(num_layers=len(nodes), dropout=dropout, dtype=dtype, backend=backend, **kwargs)
     layer.load_state_dict(state)
     return layer

@@ -12,8 +12,12 @@ keyword-only: ``peephole=True`` (LSTM), ``reset_after=False`` (GRU),
 ``nonlinearity="sigmoid"`` (RNN), ``lengths=`` (variable lengths without packing),
 ``weight_drop=p`` (DropConnect on ``weight_hh``, one mask per forward pass in training,
 drawn from torch's generator: ``torch.manual_seed`` reproduces it), ``checkpoint_every=k``
-(memory-efficient BPTT, as ``rnncore.LSTM``'s),
-``backend="reference"``.
+(memory-efficient BPTT, as ``rnncore.LSTM``'s), ``backend="reference"``, and on ``RNN``,
+``LSTM`` and ``GRU`` (not the cells) ``zoneout=`` and ``recurrent_dropout=`` (as in
+``rnncore.layers``; the masks' seeds come from torch's generator, one per forward pass
+and (layer, direction), so ``torch.manual_seed`` reproduces them). All of them combine:
+weight drop masks ``weight_hh`` before the kernels, the regularisers act inside them, and
+``checkpoint_every`` recomputes each segment with the same seeds and absolute steps.
 
 CPU tensors of float32 or float64 only: a CUDA tensor, another dtype, a sparse tensor
 or a forward-mode (dual) tensor raises ``TypeError``/``ValueError`` naming the argument.
@@ -34,7 +38,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
-from . import _threads, backends
+from . import _checks, _threads, backends
 from .reference.common import NONLINEARITIES
 
 __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
@@ -63,40 +67,52 @@ class _Kernels:
     def __setstate__(self, state):
         self.__init__(*state)
 
-    def forward(self, x, s0, w, lengths, reverse):
+    def forward(self, x, s0, w, lengths, reverse, reg):
+        """reg: zoneout and recurrent dropout as the kernels' keyword arguments ({}: off;
+        t0 the absolute step of x[0]). With zoneout the last saved array is the kernels'
+        unmixed states (the RNN's h, the LSTM's c: H wide, even with a projection)."""
         if self.backend == "native":
             _threads.claim_cores()
         ops, o = self.ops, self.option
+        H = w[0].shape[0] // (4 if self.kind == "lstm" else 1)
+        unmixed = (np.empty((1, *x.shape[:2], H), x.dtype)
+                   if reg.get("zoneout", 0) > 0 and self.kind != "gru" else None)
+        kw = dict(reg, unmixed=unmixed) if reg else {}
         if self.kind == "rnn":
-            y, h = ops.elman_forward(x, s0[0], *w[:4], o, lengths, reverse)
-            return y, (h[0] if reverse else h[-1],), (h,)
-        if self.kind == "lstm" and self.proj:
-            y, h, c, *saved = ops.lstmp_forward(x, s0[0], s0[1], w[0], w[1], w[5], *w[2:5], lengths, reverse)
-            fin = (h[0], c[0]) if reverse else (h[-1], c[-1])
-            return y, fin, (h, c, *saved)
-        if self.kind == "lstm":
-            y, h, c, gates = ops.lstm_forward(x, s0[0], s0[1], *w[:5], lengths, reverse)
-            fin = (h[0], c[0]) if reverse else (h[-1], c[-1])
-            return y, fin, (h, c, gates)
-        y, h, gates, hn = ops.gru_forward(x, s0[0], *w[:4], o, lengths, reverse)
-        return y, (h[0] if reverse else h[-1],), (h, gates, hn)
+            y, h = ops.elman_forward(x, s0[0], *w[:4], o, lengths, reverse, **kw)
+            fin, saved = (h[0] if reverse else h[-1],), (h,)
+        elif self.kind == "lstm" and self.proj:
+            y, h, c, *saved = ops.lstmp_forward(x, s0[0], s0[1], w[0], w[1], w[5], *w[2:5], lengths, reverse, **kw)
+            fin, saved = ((h[0], c[0]) if reverse else (h[-1], c[-1])), (h, c, *saved)
+        elif self.kind == "lstm":
+            y, h, c, gates = ops.lstm_forward(x, s0[0], s0[1], *w[:5], lengths, reverse, **kw)
+            fin, saved = ((h[0], c[0]) if reverse else (h[-1], c[-1])), (h, c, gates)
+        else:
+            y, h, gates, hn = ops.gru_forward(x, s0[0], *w[:4], o, lengths, reverse, **kw)
+            fin, saved = (h[0] if reverse else h[-1],), (h, gates, hn)
+        return y, fin, saved + (() if unmixed is None else (unmixed,))
 
-    def backward(self, dy, ds_n, x, saved, w, lengths, reverse, g):
+    def backward(self, dy, ds_n, x, saved, w, lengths, reverse, g, reg):
         if self.backend == "native":
             _threads.claim_cores()
         ops, o = self.ops, self.option
+        kw = {}
+        if reg:
+            has_unmixed = reg["zoneout"] > 0 and self.kind != "gru"
+            kw = dict(reg, unmixed=saved[-1] if has_unmixed else None)
+            saved = saved[:-1] if has_unmixed else saved
         if self.kind == "rnn":
-            dx, dh0 = ops.elman_backward(dy, ds_n[0], x, *saved, w[0], w[1], o, lengths, reverse, *g[:4])
+            dx, dh0 = ops.elman_backward(dy, ds_n[0], x, *saved, w[0], w[1], o, lengths, reverse, *g[:4], **kw)
             return dx, (dh0,)
         if self.kind == "lstm" and self.proj:
             dx, dh0, dc0 = ops.lstmp_backward(dy, ds_n[0], ds_n[1], x, *saved, w[0], w[1], w[5], w[4], lengths,
-                                              reverse, g[0], g[1], g[5], *g[2:5])
+                                              reverse, g[0], g[1], g[5], *g[2:5], **kw)
             return dx, (dh0, dc0)
         if self.kind == "lstm":
             dx, dh0, dc0 = ops.lstm_backward(dy, ds_n[0], ds_n[1], x, *saved, w[0], w[1], w[4], lengths, reverse,
-                                             *g[:5])
+                                             *g[:5], **kw)
             return dx, (dh0, dc0)
-        dx, dh0 = ops.gru_backward(dy, ds_n[0], x, *saved, w[0], w[1], o, lengths, reverse, *g[:4])
+        dx, dh0 = ops.gru_backward(dy, ds_n[0], x, *saved, w[0], w[1], o, lengths, reverse, *g[:4], **kw)
         return dx, (dh0,)
 
     def step_forward(self, x, s, w):
@@ -143,15 +159,16 @@ def _grad_buffers(w):
 class _Sequence(torch.autograd.Function):
     """One (layer, direction) over a whole sequence.
 
-    Inputs: kernels, lengths (int64 array or None), reverse, x [T,B,I] (contiguous),
-    h0 [B,P], c0 [B,H] or None, w_ih, w_hh, b_ih, b_hh, w_ch, w_hr (None where absent).
-    Outputs: y [T,B,P] and the final states (one or two); P is H without a projection."""
+    Inputs: kernels, lengths (int64 array or None), reverse, reg (zoneout and recurrent
+    dropout, a dict), x [T,B,I] (contiguous), h0 [B,P], c0 [B,H] or None, w_ih, w_hh, b_ih,
+    b_hh, w_ch, w_hr (None where absent). Outputs: y [T,B,P] and the final states (one or
+    two); P is H without a projection."""
 
     @staticmethod
-    def forward(ctx, kernels, lengths, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_ch, w_hr):
+    def forward(ctx, kernels, lengths, reverse, reg, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_ch, w_hr):
         w = (w_ih, w_hh, b_ih, b_hh, w_ch, w_hr)
-        y, fin, saved = kernels.forward(_np(x), (_np(h0), _np(c0)), tuple(map(_np, w)), lengths, reverse)
-        ctx.kernels, ctx.lengths, ctx.reverse = kernels, lengths, reverse
+        y, fin, saved = kernels.forward(_np(x), (_np(h0), _np(c0)), tuple(map(_np, w)), lengths, reverse, reg)
+        ctx.kernels, ctx.lengths, ctx.reverse, ctx.reg = kernels, lengths, reverse, reg
         ctx.has_state = (h0 is not None, c0 is not None)
         ctx.set_materialize_grads(False)
         # x and the weights through save_for_backward: modifying them in place before
@@ -168,13 +185,13 @@ class _Sequence(torch.autograd.Function):
         g = _grad_buffers(w)
         k = ctx.kernels
         dx, ds0 = k.backward(_np_contiguous(dy), tuple(map(_np_contiguous, dfin)), _np(x), saved,
-                             tuple(map(_np, w)), ctx.lengths, ctx.reverse, tuple(map(_np, g)))
+                             tuple(map(_np, w)), ctx.lengths, ctx.reverse, tuple(map(_np, g)), ctx.reg)
         need = ctx.needs_input_grad
-        dstates = [torch.from_numpy(ds0[i]) if ctx.has_state[i] and need[4 + i] else None for i in range(2)]
+        dstates = [torch.from_numpy(ds0[i]) if ctx.has_state[i] and need[5 + i] else None for i in range(2)]
         if k.n_states == 1:
             dstates[1] = None
-        return (None, None, None, torch.from_numpy(dx) if need[3] else None, *dstates,
-                *(gi if need[6 + i] else None for i, gi in enumerate(g)))
+        return (None, None, None, None, torch.from_numpy(dx) if need[4] else None, *dstates,
+                *(gi if need[7 + i] else None for i, gi in enumerate(g)))
 
 
 class _CheckpointedSequence(torch.autograd.Function):
@@ -183,10 +200,13 @@ class _CheckpointedSequence(torch.autograd.Function):
     starts from; backward recomputes one segment's forward at a time, last first, and
     runs its backward, which adds that segment's weight gradients.
 
-    Inputs: kernels, lengths, reverse, k, then those of ``_Sequence``."""
+    Inputs: kernels, lengths, reverse, k, reg, then those of ``_Sequence`` from x. Zoneout and
+    recurrent dropout (reg) run each segment with the pass's seed and t0 = the segment's
+    first step, so the masks are the whole sequence's and a recomputed segment draws the
+    ones its forward drew."""
 
     @staticmethod
-    def forward(ctx, kernels, lengths, reverse, every, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_ch, w_hr):
+    def forward(ctx, kernels, lengths, reverse, every, reg, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_ch, w_hr):
         w = (w_ih, w_hh, b_ih, b_hh, w_ch, w_hr)
         xn, wn, T = _np(x), tuple(map(_np, w)), x.shape[0]
         bounds = [(t0, min(t0 + every, T)) for t0 in range(0, T, every)]
@@ -196,13 +216,14 @@ class _CheckpointedSequence(torch.autograd.Function):
         starts, states, y = [], tuple(None if t is None else _np(t).copy() for t in (h0, c0)), None
         for t0, t1 in bounds:
             starts.append(states)
-            seg, fin, _ = kernels.forward(xn[t0:t1], states, wn, _segment_lengths(lengths, t0, t1), reverse)
+            seg, fin, _ = kernels.forward(xn[t0:t1], states, wn, _segment_lengths(lengths, t0, t1), reverse,
+                                          _segment_reg(reg, t0))
             if y is None:
                 y = np.empty((T,) + seg.shape[1:], seg.dtype)
             y[t0:t1] = seg
             # copies: a view would keep the segment's whole history alive
             states = tuple(f.copy() for f in fin) + (None,) * (2 - len(fin))
-        ctx.kernels, ctx.lengths, ctx.reverse = kernels, lengths, reverse
+        ctx.kernels, ctx.lengths, ctx.reverse, ctx.reg = kernels, lengths, reverse, reg
         ctx.bounds, ctx.starts = bounds, starts
         ctx.has_state = (h0 is not None, c0 is not None)
         ctx.set_materialize_grads(False)
@@ -220,19 +241,25 @@ class _CheckpointedSequence(torch.autograd.Function):
         carry = tuple(map(_np_contiguous, dfin))
         for (t0, t1), states in zip(reversed(ctx.bounds), reversed(ctx.starts)):
             lengths = _segment_lengths(ctx.lengths, t0, t1)
-            _, _, saved = k.forward(xn[t0:t1], states, wn, lengths, ctx.reverse)
+            reg = _segment_reg(ctx.reg, t0)
+            _, _, saved = k.forward(xn[t0:t1], states, wn, lengths, ctx.reverse, reg)
             dx[t0:t1], carry = k.backward(None if dyn is None else dyn[t0:t1], carry, xn[t0:t1], saved, wn, lengths,
-                                          ctx.reverse, gn)
+                                          ctx.reverse, gn, reg)
         need = ctx.needs_input_grad
-        dstates = [torch.from_numpy(carry[i]) if i < k.n_states and ctx.has_state[i] and need[5 + i] else None
+        dstates = [torch.from_numpy(carry[i]) if i < k.n_states and ctx.has_state[i] and need[6 + i] else None
                    for i in range(2)]
-        return (None, None, None, None, torch.from_numpy(dx) if need[4] else None, *dstates,
-                *(gi if need[7 + i] else None for i, gi in enumerate(g)))
+        return (None, None, None, None, None, torch.from_numpy(dx) if need[5] else None, *dstates,
+                *(gi if need[8 + i] else None for i, gi in enumerate(g)))
 
 
 def _segment_lengths(lengths, t0, t1):
     """The lengths of a segment [t0, t1) of sequences of the given lengths."""
     return None if lengths is None else np.clip(lengths - t0, 0, t1 - t0)
+
+
+def _segment_reg(reg, t0):
+    """The regularisers' keyword arguments for a segment starting at absolute step t0."""
+    return dict(reg, t0=t0) if reg else {}
 
 
 class _Step(torch.autograd.Function):
@@ -392,7 +419,7 @@ class _RNNBase(nn.Module):
 
     def __init__(self, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                  device, dtype, backend, option, peephole=False, proj_size=0, weight_drop=0.0,
-                 checkpoint_every=None):
+                 checkpoint_every=None, zoneout=0.0, recurrent_dropout=0.0):
         super().__init__()
         dtype = _factory(device, dtype)
         self.input_size = _positive_int("input_size", input_size)
@@ -410,6 +437,8 @@ class _RNNBase(nn.Module):
         self.weight_drop = float(weight_drop)
         self.checkpoint_every = None if checkpoint_every is None else _positive_int("checkpoint_every",
                                                                                     checkpoint_every)
+        self.zoneout = _checks.probability("zoneout", zoneout)
+        self.recurrent_dropout = _checks.probability("recurrent_dropout", recurrent_dropout)
         self.proj_size = _proj_size(proj_size, self.hidden_size)
         self._kernels = _Kernels(self._kind, backend, option, self.proj_size > 0)
         self.backend = self._kernels.backend
@@ -541,11 +570,12 @@ class _RNNBase(nn.Module):
                 if self.weight_drop > 0 and self.training:  # one mask per forward pass; autograd masks the gradient
                     p = self.weight_drop
                     w[1] = w[1] * torch.empty_like(w[1]).bernoulli_(1 - p).mul_(0.0 if p == 1 else 1 / (1 - p))
+                reg = self._regularise()
                 every = self.checkpoint_every
                 if every is not None and x.shape[0] > every:
-                    y, *fin = _CheckpointedSequence.apply(self._kernels, lengths, bool(d), every, inp, *s0, *w)
+                    y, *fin = _CheckpointedSequence.apply(self._kernels, lengths, bool(d), every, reg, inp, *s0, *w)
                 else:
-                    y, *fin = _Sequence.apply(self._kernels, lengths, bool(d), inp, *s0, *w)
+                    y, *fin = _Sequence.apply(self._kernels, lengths, bool(d), reg, inp, *s0, *w)
                 outs.append(y)
                 for i, f in enumerate(fin):
                     finals[i].append(f)
@@ -555,12 +585,23 @@ class _RNNBase(nn.Module):
             inp = out
         return inp, tuple(f[0].unsqueeze(0) if len(f) == 1 else torch.stack(f) for f in finals)
 
+    def _regularise(self):
+        """Zoneout and recurrent dropout for one (layer, direction)'s forward pass, as the
+        kernels' keyword arguments ({} when off), as rnncore.layers does, but the seed from
+        torch's generator."""
+        z, p = self.zoneout, self.recurrent_dropout if self.training else 0.0
+        if not (z > 0 or p > 0):
+            return {}
+        seed = int(torch.randint(0, 2 ** 63 - 1, (), dtype=torch.int64)) if self.training else 0
+        return {"zoneout": z, "recurrent_dropout": p, "seed": seed, "training": self.training}
+
     def extra_repr(self):
         s = f"{self.input_size}, {self.hidden_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
         for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0), ("bidirectional", False),
-                              ("proj_size", 0), ("peephole", False), ("weight_drop", 0.0), ("checkpoint_every", None)):
+                              ("proj_size", 0), ("peephole", False), ("weight_drop", 0.0), ("checkpoint_every", None),
+                              ("zoneout", 0.0), ("recurrent_dropout", 0.0)):
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)}"
         return s + ("" if self.backend == "native" else f", backend={self.backend!r}")
@@ -574,14 +615,14 @@ class RNN(_RNNBase):
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, device=None, dtype=None, *, weight_drop=0.0, checkpoint_every=None,
-                 backend=None):
+                 zoneout=0.0, recurrent_dropout=0.0, backend=None):
         if not isinstance(nonlinearity, str) or nonlinearity not in NONLINEARITIES:
             raise ValueError(f"nonlinearity: expected one of {', '.join(map(repr, NONLINEARITIES))}, "
                              f"got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          device, dtype, backend, nonlinearity, weight_drop=weight_drop,
-                         checkpoint_every=checkpoint_every)
+                         checkpoint_every=checkpoint_every, zoneout=zoneout, recurrent_dropout=recurrent_dropout)
 
     def extra_repr(self):
         s = super().extra_repr()
@@ -599,10 +640,11 @@ class LSTM(_RNNBase):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
                  bidirectional=False, proj_size=0, device=None, dtype=None, *, peephole=False, weight_drop=0.0,
-                 checkpoint_every=None, backend=None):
+                 checkpoint_every=None, zoneout=0.0, recurrent_dropout=0.0, backend=None):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          device, dtype, backend, None, peephole=peephole, proj_size=proj_size,
-                         weight_drop=weight_drop, checkpoint_every=checkpoint_every)
+                         weight_drop=weight_drop, checkpoint_every=checkpoint_every, zoneout=zoneout,
+                         recurrent_dropout=recurrent_dropout)
 
 
 class GRU(_RNNBase):
@@ -614,11 +656,11 @@ class GRU(_RNNBase):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
                  bidirectional=False, device=None, dtype=None, *, reset_after=True, weight_drop=0.0,
-                 checkpoint_every=None, backend=None):
+                 checkpoint_every=None, zoneout=0.0, recurrent_dropout=0.0, backend=None):
         self.reset_after = _flag("reset_after", reset_after)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          device, dtype, backend, self.reset_after, weight_drop=weight_drop,
-                         checkpoint_every=checkpoint_every)
+                         checkpoint_every=checkpoint_every, zoneout=zoneout, recurrent_dropout=recurrent_dropout)
 
     def extra_repr(self):
         s = super().extra_repr()

@@ -26,8 +26,8 @@ from step t+1)::
 from __future__ import annotations
 
 from .._spec import ELMAN as SPEC
-from .common import (MatrixCell, Params, activate, activate_grad, into, sequence_backward, sequence_forward,
-                     step_backward, step_forward)
+from .common import (MatrixCell, Params, activate, activate_grad, forward_into, into, regularise,
+                     sequence_backward, sequence_forward, step_backward, step_forward)
 
 
 class Elman(MatrixCell):
@@ -35,35 +35,46 @@ class Elman(MatrixCell):
     def __init__(self, nonlinearity):
         self.nonlinearity = nonlinearity
 
-    def step(self, pre, prev, p):
-        return (activate(pre + prev[0] @ p.w_hh.T, self.nonlinearity),), ()
+    def step(self, pre, prev, hin, p):
+        return (activate(pre + hin @ p.w_hh.T, self.nonlinearity),), ()
 
-    def step_backward(self, d, prev, new, saved, p):
+    def step_backward(self, d, prev, hin, new, saved, p):
         da = d[0] * activate_grad(new[0], self.nonlinearity)
-        return da, da, (da @ p.w_hh,)
+        return da, da, (None,), da @ p.w_hh
 
 
 def elman_forward(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh", lengths=None, reverse=False, *,
-                  out=None):
+                  zoneout=0.0, recurrent_dropout=0.0, seed=0, t0=0, training=True, unmixed=None, out=None):
     """Whole sequence, one direction. x [T,B,I], h0 [B,H] or None, lengths (B,) or None.
-    Returns y [T,B,H] (zero at padded steps) and the state history h [T+1,B,H]."""
-    return into(out, sequence_forward(Elman(nonlinearity), x, (h0,), Params(w_ih, w_hh, b_ih, b_hh), lengths,
-                                      reverse))
+    Returns y [T,B,H] (zero at padded steps) and the state history h [T+1,B,H]; with
+    zoneout writes h before mixing into unmixed [1,T,B,H]."""
+    reg = regularise(zoneout, recurrent_dropout, seed, t0, training)
+    return forward_into(out, unmixed, sequence_forward(Elman(nonlinearity), x, (h0,), Params(w_ih, w_hh, b_ih, b_hh),
+                                                       lengths, reverse, reg))
 
 
 def elman_backward(dy, dh_n, x, h, w_ih, w_hh, nonlinearity, lengths, reverse,
-                   dw_ih, dw_hh, db_ih, db_hh, *, out=None):
+                   dw_ih, dw_hh, db_ih, db_hh, *, zoneout=0.0, recurrent_dropout=0.0, seed=0, t0=0, training=True,
+                   unmixed=None, out=None):
     """BPTT for one direction: adds into the weight gradients; returns (dx [T,B,I], dh0 [B,H])."""
+    reg = regularise(zoneout, recurrent_dropout, seed, t0, training)
     return into(out, sequence_backward(Elman(nonlinearity), dy, (dh_n,), x, (h,), (), Params(w_ih, w_hh), lengths,
-                                       reverse, Params(dw_ih, dw_hh, db_ih, db_hh)))
+                                       reverse, Params(dw_ih, dw_hh, db_ih, db_hh), reg, unmixed))
 
 
-def elman_step_forward(x, h_prev, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh"):
-    """One step. x [B,I], h_prev [B,H] -> h [B,H]."""
-    return step_forward(Elman(nonlinearity), x, (h_prev,), Params(w_ih, w_hh, b_ih, b_hh))[0]
+def elman_step_forward(x, h_prev, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh", *, zoneout=0.0,
+                       recurrent_dropout=0.0, seed=0, t0=0, training=True, unmixed=None):
+    """One step. x [B,I], h_prev [B,H] -> h [B,H] (with zoneout, h before mixing into
+    unmixed [1,B,H])."""
+    reg = regularise(zoneout, recurrent_dropout, seed, t0, training)
+    return forward_into(None, unmixed, step_forward(Elman(nonlinearity), x, (h_prev,), Params(w_ih, w_hh, b_ih, b_hh),
+                                                    reg))[0]
 
 
-def elman_step_backward(dh, x, h_prev, h, w_ih, w_hh, nonlinearity, dw_ih, dw_hh, db_ih, db_hh):
-    """Backward of one step (dh reaching h): adds into the weight gradients; (dx, dh_prev)."""
+def elman_step_backward(dh, x, h_prev, h, w_ih, w_hh, nonlinearity, dw_ih, dw_hh, db_ih, db_hh, *, zoneout=0.0,
+                        recurrent_dropout=0.0, seed=0, t0=0, training=True):
+    """Backward of one step (dh reaching h; with zoneout, h is the unmixed one): adds into
+    the weight gradients; (dx, dh_prev)."""
+    reg = regularise(zoneout, recurrent_dropout, seed, t0, training)
     return step_backward(Elman(nonlinearity), (dh,), x, (h_prev,), (h,), (), Params(w_ih, w_hh),
-                         Params(dw_ih, dw_hh, db_ih, db_hh))
+                         Params(dw_ih, dw_hh, db_ih, db_hh), reg)

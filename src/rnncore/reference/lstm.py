@@ -43,8 +43,8 @@ import numpy as np
 
 from .._spec import LSTM as SPEC
 from .._spec import LSTMP as SPEC_P
-from .common import (MatrixCell, Params, add, into, sequence_backward, sequence_forward, sigmoid, step_backward,
-                     step_forward)
+from .common import (MatrixCell, Params, add, forward_into, into, regularise, sequence_backward, sequence_forward,
+                     sigmoid, step_backward, step_forward)
 
 
 def _gates(a, c_prev, w_ch):
@@ -83,16 +83,15 @@ def _gates_backward(dh, dc, c_prev, c, gates, w_ch):
 class LSTM(MatrixCell):
     spec = SPEC  # h, c
 
-    def step(self, pre, prev, p):
-        h_prev, c_prev = prev
-        gates, c = _gates(pre + h_prev @ p.w_hh.T, c_prev, p.extra)
+    def step(self, pre, prev, hin, p):
+        gates, c = _gates(pre + hin @ p.w_hh.T, prev[1], p.extra)
         H = c.shape[-1]
         return (gates[:, 3 * H:] * np.tanh(c), c), (gates,)
 
-    def step_backward(self, d, prev, new, saved, p):
+    def step_backward(self, d, prev, hin, new, saved, p):
         dh, dc = d
         da, dc_prev = _gates_backward(dh, dc, prev[1], new[1], saved[0], p.extra)
-        return da, da, (da @ p.w_hh, dc_prev)
+        return da, da, (None, dc_prev), da @ p.w_hh
 
     def extra_grad(self, dw_ch, da, prev, new):
         """dp_i, dp_f, dp_o summed over the batch, added into dw_ch [3H]."""
@@ -110,79 +109,96 @@ class LSTMP(LSTM):
     def state_widths(self, H, p):
         return (p.w_hr.shape[0], H)
 
-    def step(self, pre, prev, p):
-        h_prev, c_prev = prev
-        gates, c = _gates(pre + h_prev @ p.w_hh.T, c_prev, p.extra)
+    def step(self, pre, prev, hin, p):
+        gates, c = _gates(pre + hin @ p.w_hh.T, prev[1], p.extra)
         H = c.shape[-1]
         m = gates[:, 3 * H:] * np.tanh(c)
         return (m @ p.w_hr.T, c), (gates, m)
 
-    def step_backward(self, d, prev, new, saved, p):
+    def step_backward(self, d, prev, hin, new, saved, p):
         dh, dc = d
         da, dc_prev = _gates_backward(dh @ p.w_hr, dc, prev[1], new[1], saved[0], p.extra)
-        return da, da, (da @ p.w_hh, dc_prev)
+        return da, da, (None, dc_prev), da @ p.w_hh
 
     def proj_grad(self, dw_hr, dh, saved):
         add(dw_hr, dh.T @ saved[1])
 
 
 def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_ch=None, lengths=None, reverse=False, *,
-                 out=None):
+                 zoneout=0.0, recurrent_dropout=0.0, seed=0, t0=0, training=True, unmixed=None, out=None):
     """Whole sequence, one direction. Returns y [T,B,H] (zero at padded steps), the state
-    histories h, c [T+1,B,H] and gates [T,B,4H] post-activation."""
-    return into(out, sequence_forward(LSTM(), x, (h0, c0), Params(w_ih, w_hh, b_ih, b_hh, w_ch), lengths, reverse))
+    histories h, c [T+1,B,H] and gates [T,B,4H] post-activation; with zoneout, c before
+    mixing into unmixed [1,T,B,H]."""
+    reg = regularise(zoneout, recurrent_dropout, seed, t0, training)
+    return forward_into(out, unmixed, sequence_forward(LSTM(), x, (h0, c0), Params(w_ih, w_hh, b_ih, b_hh, w_ch),
+                                                       lengths, reverse, reg))
 
 
 def lstm_backward(dy, dh_n, dc_n, x, h, c, gates, w_ih, w_hh, w_ch, lengths, reverse,
-                  dw_ih, dw_hh, db_ih, db_hh, dw_ch, *, out=None):
+                  dw_ih, dw_hh, db_ih, db_hh, dw_ch, *, zoneout=0.0, recurrent_dropout=0.0, seed=0, t0=0,
+                  training=True, unmixed=None, out=None):
     """BPTT for one direction (dy, dh_n, dc_n may be None): adds into the weight
     gradients; returns (dx [T,B,I], dh0 [B,H], dc0 [B,H])."""
+    reg = regularise(zoneout, recurrent_dropout, seed, t0, training)
     return into(out, sequence_backward(LSTM(), dy, (dh_n, dc_n), x, (h, c), (gates,), Params(w_ih, w_hh, extra=w_ch),
-                                       lengths, reverse, Params(dw_ih, dw_hh, db_ih, db_hh, dw_ch)))
+                                       lengths, reverse, Params(dw_ih, dw_hh, db_ih, db_hh, dw_ch), reg, unmixed))
 
 
-def lstm_step_forward(x, h_prev, c_prev, w_ih, w_hh, b_ih, b_hh, w_ch=None):
+def lstm_step_forward(x, h_prev, c_prev, w_ih, w_hh, b_ih, b_hh, w_ch=None, *, zoneout=0.0, recurrent_dropout=0.0,
+                      seed=0, t0=0, training=True, unmixed=None):
     """One step. x [B,I], h_prev, c_prev [B,H] -> (h, c, gates [B,4H] post-activation)."""
-    return step_forward(LSTM(), x, (h_prev, c_prev), Params(w_ih, w_hh, b_ih, b_hh, w_ch))
+    reg = regularise(zoneout, recurrent_dropout, seed, t0, training)
+    return forward_into(None, unmixed, step_forward(LSTM(), x, (h_prev, c_prev), Params(w_ih, w_hh, b_ih, b_hh, w_ch),
+                                                    reg))
 
 
 def lstm_step_backward(dh, dc, x, h_prev, c_prev, c, gates, w_ih, w_hh, w_ch,
-                       dw_ih, dw_hh, db_ih, db_hh, dw_ch):
-    """Backward of one step; dc may be None. Adds into the weight gradients; returns
-    (dx, dh_prev, dc_prev)."""
+                       dw_ih, dw_hh, db_ih, db_hh, dw_ch, *, zoneout=0.0, recurrent_dropout=0.0, seed=0, t0=0,
+                       training=True):
+    """Backward of one step; dc may be None (with zoneout, c is the unmixed one). Adds into
+    the weight gradients; returns (dx, dh_prev, dc_prev)."""
     dc = np.zeros_like(dh) if dc is None else dc
+    reg = regularise(zoneout, recurrent_dropout, seed, t0, training)
     return step_backward(LSTM(), (dh, dc), x, (h_prev, c_prev), (None, c), (gates,), Params(w_ih, w_hh, extra=w_ch),
-                         Params(dw_ih, dw_hh, db_ih, db_hh, dw_ch))
-
-
+                         Params(dw_ih, dw_hh, db_ih, db_hh, dw_ch), reg)
 
 
 def lstmp_forward(x, h0, c0, w_ih, w_hh, w_hr, b_ih, b_hh, w_ch=None, lengths=None, reverse=False, *,
-                  out=None):
+                  zoneout=0.0, recurrent_dropout=0.0, seed=0, t0=0, training=True, unmixed=None, out=None):
     """Whole sequence, one direction, h projected by w_hr [P,H]. Returns y [T,B,P], the
-    state histories h [T+1,B,P] and c [T+1,B,H], gates [T,B,4H] and m [T,B,H]."""
-    return into(out, sequence_forward(LSTMP(), x, (h0, c0), Params(w_ih, w_hh, b_ih, b_hh, w_ch, w_hr), lengths,
-                                      reverse))
+    state histories h [T+1,B,P] and c [T+1,B,H], gates [T,B,4H] and m [T,B,H]; with
+    zoneout, c before mixing into unmixed [1,T,B,H]."""
+    reg = regularise(zoneout, recurrent_dropout, seed, t0, training)
+    return forward_into(out, unmixed, sequence_forward(LSTMP(), x, (h0, c0), Params(w_ih, w_hh, b_ih, b_hh, w_ch,
+                                                                                     w_hr), lengths, reverse, reg))
 
 
 def lstmp_backward(dy, dh_n, dc_n, x, h, c, gates, m, w_ih, w_hh, w_hr, w_ch, lengths, reverse,
-                   dw_ih, dw_hh, dw_hr, db_ih, db_hh, dw_ch, *, out=None):
+                   dw_ih, dw_hh, dw_hr, db_ih, db_hh, dw_ch, *, zoneout=0.0, recurrent_dropout=0.0, seed=0, t0=0,
+                   training=True, unmixed=None, out=None):
     """BPTT for lstmp_forward: adds into the weight gradients; returns (dx [T,B,I],
     dh0 [B,P], dc0 [B,H])."""
+    reg = regularise(zoneout, recurrent_dropout, seed, t0, training)
     return into(out, sequence_backward(LSTMP(), dy, (dh_n, dc_n), x, (h, c), (gates, m),
                                        Params(w_ih, w_hh, extra=w_ch, w_hr=w_hr), lengths, reverse,
-                                       Params(dw_ih, dw_hh, db_ih, db_hh, dw_ch, dw_hr)))
+                                       Params(dw_ih, dw_hh, db_ih, db_hh, dw_ch, dw_hr), reg, unmixed))
 
 
-def lstmp_step_forward(x, h_prev, c_prev, w_ih, w_hh, w_hr, b_ih, b_hh, w_ch=None):
+def lstmp_step_forward(x, h_prev, c_prev, w_ih, w_hh, w_hr, b_ih, b_hh, w_ch=None, *, zoneout=0.0,
+                       recurrent_dropout=0.0, seed=0, t0=0, training=True, unmixed=None):
     """One step. x [B,I], h_prev [B,P], c_prev [B,H] -> (h, c, gates [B,4H], m [B,H])."""
-    return step_forward(LSTMP(), x, (h_prev, c_prev), Params(w_ih, w_hh, b_ih, b_hh, w_ch, w_hr))
+    reg = regularise(zoneout, recurrent_dropout, seed, t0, training)
+    return forward_into(None, unmixed, step_forward(LSTMP(), x, (h_prev, c_prev),
+                                                    Params(w_ih, w_hh, b_ih, b_hh, w_ch, w_hr), reg))
 
 
 def lstmp_step_backward(dh, dc, x, h_prev, c_prev, c, gates, m, w_ih, w_hh, w_hr, w_ch,
-                        dw_ih, dw_hh, dw_hr, db_ih, db_hh, dw_ch):
-    """Backward of one step; dc may be None. Adds into the weight gradients; returns
-    (dx, dh_prev [B,P], dc_prev [B,H])."""
+                        dw_ih, dw_hh, dw_hr, db_ih, db_hh, dw_ch, *, zoneout=0.0, recurrent_dropout=0.0, seed=0,
+                        t0=0, training=True):
+    """Backward of one step; dc may be None (with zoneout, c is the unmixed one). Adds into
+    the weight gradients; returns (dx, dh_prev [B,P], dc_prev [B,H])."""
     dc = np.zeros_like(c) if dc is None else dc
+    reg = regularise(zoneout, recurrent_dropout, seed, t0, training)
     return step_backward(LSTMP(), (dh, dc), x, (h_prev, c_prev), (None, c), (gates, m),
-                         Params(w_ih, w_hh, extra=w_ch, w_hr=w_hr), Params(dw_ih, dw_hh, db_ih, db_hh, dw_ch, dw_hr))
+                         Params(w_ih, w_hh, extra=w_ch, w_hr=w_hr), Params(dw_ih, dw_hh, db_ih, db_hh, dw_ch, dw_hr),
+                         reg)
