@@ -120,11 +120,11 @@ std::vector<double> run_cell(const Cell& cell, const Shape& s, bool with_lengths
 template <typename scalar_t>
 std::vector<double> run_problem(int kind, const Shape& s, bool with_lengths, bool reverse, unsigned seed) {
   using rnncore::Activation;
-  if (kind <= 2) return run_cell(rnncore::ElmanCell<scalar_t>::make(kind, false), s, with_lengths, reverse, seed);
-  if (kind <= 4) return run_cell(rnncore::LstmCell<scalar_t>::make(0, kind == 4), s, with_lengths, reverse, seed);
-  if (kind <= 6) return run_cell(rnncore::GruCell<scalar_t>::make(kind == 5, false), s, with_lengths, reverse, seed);
+  if (kind <= 2) return run_cell(rnncore::ElmanCell<scalar_t>::make(kind, false, 0), s, with_lengths, reverse, seed);
+  if (kind <= 4) return run_cell(rnncore::LstmCell<scalar_t>::make(0, kind == 4, 0), s, with_lengths, reverse, seed);
+  if (kind <= 6) return run_cell(rnncore::GruCell<scalar_t>::make(kind == 5, false, 0), s, with_lengths, reverse, seed);
   const Activation act = kind == 7 ? Activation::relu : Activation::tanh;
-  return run_cell(rnncore::IndrnnCell<scalar_t>::make(static_cast<int>(act), false), s, with_lengths, reverse, seed);
+  return run_cell(rnncore::IndrnnCell<scalar_t>::make(static_cast<int>(act), false, 0), s, with_lengths, reverse, seed);
 }
 
 struct Case {
