@@ -54,20 +54,6 @@ def test_checkpointed_matches_full_path(backend, kind, opts, structure, every):
     np.testing.assert_array_equal(got["y"], want["y"])
 
 
-@pytest.fixture
-def forced_threads():
-    """Threads on every call (threshold 0); restores the settings afterwards."""
-    if not rnncore.backend_available("native"):
-        yield
-        return
-    from rnncore import _core
-    n, work = _core.get_num_threads(), _core._parallel_threshold()
-    _core._set_parallel_threshold(0)
-    yield _core.set_num_threads
-    _core.set_num_threads(n)
-    _core._set_parallel_threshold(work)
-
-
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("batch", [2, 9])  # per-step (units) and rows thread plans
 def test_checkpointed_float32_and_threads(backend, forced_threads, threads, batch):

@@ -85,15 +85,6 @@ class Problem:
         return fwd + list(bwd) + [a for a in g if a is not None]
 
 
-@pytest.fixture
-def threads():
-    """Restores the thread settings a test changes."""
-    n, work = _core.get_num_threads(), _core._parallel_threshold()
-    yield
-    _core.set_num_threads(n)
-    _core._set_parallel_threshold(work)
-
-
 # ---- agreement with the reference ----------------------------------------------------
 
 @pytest.mark.parametrize("kind,opts", CELLS, ids=CELL_IDS)

@@ -32,15 +32,6 @@ def record(dtype, err):
     return err
 
 
-@pytest.fixture
-def threads():
-    """Restores the thread settings a test changes."""
-    n, work = _core.get_num_threads(), _core._parallel_threshold()
-    yield
-    _core.set_num_threads(n)
-    _core._set_parallel_threshold(work)
-
-
 # ---- a problem: the layer, its inputs and the weights of the loss -------------------------------
 def problem(layer, T, B, rng, with_state=True):
     """x, (h0, c0) or None, and the loss weights for y, h_n, c_n, in the layer's shapes."""

@@ -375,17 +375,6 @@ def test_reseeding_reproduces_the_masks_and_each_pass_draws_new_ones(backend):
 
 # ---- threads ----------------------------------------------------------------------------------
 
-@pytest.fixture
-def forced_threads():
-    """Threads on every call (threshold 0); restores the settings afterwards."""
-    from rnncore import _core
-    n, work = _core.get_num_threads(), _core._parallel_threshold()
-    _core._set_parallel_threshold(0)
-    yield _core.set_num_threads
-    _core.set_num_threads(n)
-    _core._set_parallel_threshold(work)
-
-
 @native
 @pytest.mark.parametrize("kind,opts", KINDS, ids=KIND_IDS)
 @pytest.mark.parametrize("threads", [1, 2])
