@@ -21,19 +21,20 @@ RNNCORE_CLONES void forward_rows(scalar_t* y_t, scalar_t* h_t, index_t B, index_
   }
 }
 
-// da_t = (dh + dy_t) * phi'(h_t); dh_prev primed for the recurrent product.
-template <typename scalar_t, Activation A>
+// da_t = (dh + dy_t) * phi'(h_t); dh_prev primed for the recurrent product. DY: dy_t is
+// given (compile-time: see lstm.cpp's backward_rows).
+template <typename scalar_t, Activation A, bool DY>
 RNNCORE_CLONES void backward_rows(scalar_t* da_t, scalar_t* dh_prev, const scalar_t* dh_cur, const scalar_t* dy_t,
                                   const scalar_t* h_t, index_t B, index_t H, index_t u0, index_t u1) {
   for (index_t b = 0; b < B; ++b) {
     scalar_t* __restrict da = da_t + b * H;
     scalar_t* __restrict dhn = dh_prev + b * H;
     const scalar_t* __restrict dh = dh_cur + b * H;
-    const scalar_t* __restrict dyb = dy_t ? dy_t + b * H : nullptr;
+    const scalar_t* __restrict dyb = DY ? dy_t + b * H : nullptr;
     const scalar_t* __restrict hv = h_t + b * H;
     RNNCORE_IVDEP
     for (index_t j = u0; j < u1; ++j) {
-      const scalar_t g = dyb ? dh[j] + dyb[j] : dh[j];
+      const scalar_t g = DY ? dh[j] + dyb[j] : dh[j];
       da[j] = g * activate_grad(A, hv[j]);
       dhn[j] = 0;
     }
@@ -61,16 +62,17 @@ void ElmanCell<scalar_t>::backward_pointwise(const BwdStep<scalar_t>& s, int par
   const index_t o = r0 * s.H;
   scalar_t* da = s.dgate[0] + o;
   const scalar_t* dy = s.dy ? s.dy + o : nullptr;
+  auto run = [&](auto kernel) { kernel(da, s.dh_prev + o, s.dh + o, dy, s.next[0] + o, r1 - r0, s.H, s.u0, s.u1); };
   switch (act) {
     case Activation::relu:
-      return backward_rows<scalar_t, Activation::relu>(da, s.dh_prev + o, s.dh + o, dy, s.next[0] + o, r1 - r0, s.H,
-                                                       s.u0, s.u1);
+      return dy ? run(backward_rows<scalar_t, Activation::relu, true>)
+                : run(backward_rows<scalar_t, Activation::relu, false>);
     case Activation::sigmoid:
-      return backward_rows<scalar_t, Activation::sigmoid>(da, s.dh_prev + o, s.dh + o, dy, s.next[0] + o, r1 - r0,
-                                                          s.H, s.u0, s.u1);
+      return dy ? run(backward_rows<scalar_t, Activation::sigmoid, true>)
+                : run(backward_rows<scalar_t, Activation::sigmoid, false>);
     default:
-      return backward_rows<scalar_t, Activation::tanh>(da, s.dh_prev + o, s.dh + o, dy, s.next[0] + o, r1 - r0, s.H,
-                                                       s.u0, s.u1);
+      return dy ? run(backward_rows<scalar_t, Activation::tanh, true>)
+                : run(backward_rows<scalar_t, Activation::tanh, false>);
   }
 }
 

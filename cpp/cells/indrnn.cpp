@@ -1,5 +1,7 @@
 #include "cells/indrnn.h"
 
+#include <type_traits>
+
 #include "driver/loop.h"
 
 namespace rnncore {
@@ -24,8 +26,9 @@ RNNCORE_CLONES void forward_rows(scalar_t* y_t, scalar_t* h_t, const scalar_t* h
 }
 
 // da_t = (dh + dy_t) * phi'(h_t); dhin = da_t * w. SPLIT (recurrent dropout): dh_in is its
-// own buffer and dh_{t-1}'s direct part is zero; otherwise dh_in is dh_prev.
-template <typename scalar_t, Activation A, bool SPLIT>
+// own buffer and dh_{t-1}'s direct part is zero; otherwise dh_in is dh_prev. DY: dy_t is
+// given (compile-time: see lstm.cpp's backward_rows).
+template <typename scalar_t, Activation A, bool SPLIT, bool DY>
 RNNCORE_CLONES void backward_rows(scalar_t* da_t, scalar_t* dh_prev, scalar_t* dh_in, const scalar_t* dh_cur,
                                   const scalar_t* dy_t, const scalar_t* h_t, const scalar_t* w, index_t B, index_t H,
                                   index_t u0, index_t u1) {
@@ -34,11 +37,11 @@ RNNCORE_CLONES void backward_rows(scalar_t* da_t, scalar_t* dh_prev, scalar_t* d
     scalar_t* __restrict dhp = (SPLIT ? dh_in : dh_prev) + b * H;
     scalar_t* __restrict direct = SPLIT ? dh_prev + b * H : nullptr;
     const scalar_t* __restrict dh = dh_cur + b * H;
-    const scalar_t* __restrict dyb = dy_t ? dy_t + b * H : nullptr;
+    const scalar_t* __restrict dyb = DY ? dy_t + b * H : nullptr;
     const scalar_t* __restrict hv = h_t + b * H;
     RNNCORE_IVDEP
     for (index_t j = u0; j < u1; ++j) {
-      const scalar_t g = dyb ? dh[j] + dyb[j] : dh[j];
+      const scalar_t g = DY ? dh[j] + dyb[j] : dh[j];
       const scalar_t d = g * activate_grad(A, hv[j]);
       da[j] = d;
       dhp[j] = d * w[j];
@@ -69,16 +72,15 @@ void IndrnnCell<scalar_t>::backward_pointwise(const BwdStep<scalar_t>& s, int, i
            s.u1);
   };
   const bool split = s.dh_in != s.dh_prev;
+  auto with = [&](auto act_) {  // the kernel for this activation and the call's buffers
+    constexpr Activation A = decltype(act_)::value;
+    if (split) return dy ? run(backward_rows<scalar_t, A, true, true>) : run(backward_rows<scalar_t, A, true, false>);
+    return dy ? run(backward_rows<scalar_t, A, false, true>) : run(backward_rows<scalar_t, A, false, false>);
+  };
   switch (act) {
-    case Activation::tanh:
-      return split ? run(backward_rows<scalar_t, Activation::tanh, true>)
-                   : run(backward_rows<scalar_t, Activation::tanh, false>);
-    case Activation::sigmoid:
-      return split ? run(backward_rows<scalar_t, Activation::sigmoid, true>)
-                   : run(backward_rows<scalar_t, Activation::sigmoid, false>);
-    default:
-      return split ? run(backward_rows<scalar_t, Activation::relu, true>)
-                   : run(backward_rows<scalar_t, Activation::relu, false>);
+    case Activation::tanh: return with(std::integral_constant<Activation, Activation::tanh>{});
+    case Activation::sigmoid: return with(std::integral_constant<Activation, Activation::sigmoid>{});
+    default: return with(std::integral_constant<Activation, Activation::relu>{});
   }
 }
 

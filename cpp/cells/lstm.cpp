@@ -48,8 +48,9 @@ RNNCORE_CLONES void forward_rows(scalar_t* gates, scalar_t* y_t, scalar_t* h_t, 
 
 // Backward gate maths: dG for these units, dc carried back in place, dh_prev primed for
 // the recurrent product (zero; PROJ: none, dh_cur is dm), peephole gradients summed into
-// dpeep [3H].
-template <typename scalar_t, bool PEEP, bool PROJ>
+// dpeep [3H]. DY: dy_t is given (a compile-time branch: a select on a null dy_t becomes a
+// masked load from address 0, which AMD CPUs serve by a slow microcode assist).
+template <typename scalar_t, bool PEEP, bool PROJ, bool DY>
 RNNCORE_CLONES void backward_rows(scalar_t* dgates, scalar_t* dh_prev, scalar_t* dc, scalar_t* dpeep,
                                   const scalar_t* dh_cur, const scalar_t* dy_t, const scalar_t* gates,
                                   const scalar_t* c_prev, const scalar_t* c_t, const scalar_t* w_ch, index_t B,
@@ -62,7 +63,7 @@ RNNCORE_CLONES void backward_rows(scalar_t* dgates, scalar_t* dh_prev, scalar_t*
     scalar_t* __restrict dhn = PROJ ? nullptr : dh_prev + b * H;
     scalar_t* __restrict dcb = dc + b * H;
     const scalar_t* __restrict dh = dh_cur + b * H;
-    const scalar_t* __restrict dyb = dy_t ? dy_t + b * H : nullptr;
+    const scalar_t* __restrict dyb = DY ? dy_t + b * H : nullptr;
     const scalar_t* __restrict gi = gates + b * G * H;
     const scalar_t* __restrict gf = gi + H;
     const scalar_t* __restrict gg = gi + 2 * H;
@@ -74,7 +75,7 @@ RNNCORE_CLONES void backward_rows(scalar_t* dgates, scalar_t* dh_prev, scalar_t*
     scalar_t* __restrict dpo = dpeep + 2 * H;
     RNNCORE_IVDEP
     for (index_t j = u0; j < u1; ++j) {
-      const scalar_t dht = dyb ? dh[j] + dyb[j] : dh[j];
+      const scalar_t dht = DY ? dh[j] + dyb[j] : dh[j];
       const scalar_t i = gi[j], f = gf[j], g = gg[j], o = go[j];
       const scalar_t tc = tanh(cc[j]);
       const scalar_t dao = dht * tc * o * (scalar_t(1) - o);
@@ -118,14 +119,16 @@ void LstmCell<scalar_t>::backward_pointwise(const BwdStep<scalar_t>& s, int part
   if (part != 0) return;
   const index_t H = s.H, o = r0 * H;
   const scalar_t* dy = s.dy ? s.dy + o : nullptr;
+  const scalar_t* peep = peephole ? s.p->extra : nullptr;
+  scalar_t* dpeep = peephole ? s.accum : nullptr;
+  auto run = [&](auto kernel) {
+    kernel(s.dgate[0] + r0 * G * H, s.dh_prev + o, s.carry[1] + o, dpeep, s.dh + o, dy, s.saved[0] + r0 * G * H,
+           s.prev[1] + o, s.next[1] + o, peep, r1 - r0, H, s.u0, s.u1);
+  };
   if (peephole)
-    backward_rows<scalar_t, true, false>(s.dgate[0] + r0 * G * H, s.dh_prev + o, s.carry[1] + o, s.accum, s.dh + o,
-                                         dy, s.saved[0] + r0 * G * H, s.prev[1] + o, s.next[1] + o, s.p->extra,
-                                         r1 - r0, H, s.u0, s.u1);
+    dy ? run(backward_rows<scalar_t, true, false, true>) : run(backward_rows<scalar_t, true, false, false>);
   else
-    backward_rows<scalar_t, false, false>(s.dgate[0] + r0 * G * H, s.dh_prev + o, s.carry[1] + o, nullptr,
-                                          s.dh + o, dy, s.saved[0] + r0 * G * H, s.prev[1] + o, s.next[1] + o,
-                                          nullptr, r1 - r0, H, s.u0, s.u1);
+    dy ? run(backward_rows<scalar_t, false, false, true>) : run(backward_rows<scalar_t, false, false, false>);
 }
 
 // LSTMP forward: part 0 the gate maths into c_t and m_t; part 1 (h_t = m_t @ w_hr.T
@@ -155,18 +158,20 @@ void LstmProjCell<scalar_t>::backward_pointwise(const BwdStep<scalar_t>& s, int 
       scalar_t* __restrict d = s.history + b * P;
       scalar_t* __restrict dhn = s.dh_prev + b * P;
       const scalar_t* __restrict dh = s.dh + b * P;
-      const scalar_t* __restrict dy = s.dy ? s.dy + b * P : nullptr;
-      for (index_t j = s.u0; j < s.u1; ++j) {
-        d[j] = dy ? dh[j] + dy[j] : dh[j];
-        dhn[j] = 0;
+      if (s.dy) {
+        const scalar_t* __restrict dy = s.dy + b * P;
+        for (index_t j = s.u0; j < s.u1; ++j) d[j] = dh[j] + dy[j];
+      } else {
+        std::memcpy(d + s.u0, dh + s.u0, sizeof(scalar_t) * (s.u1 - s.u0));
       }
+      std::memset(dhn + s.u0, 0, sizeof(scalar_t) * (s.u1 - s.u0));
     }
   } else if (part == 1 && peephole) {
-    backward_rows<scalar_t, true, true>(s.dgate[0] + r0 * G * H, nullptr, s.carry[1] + o, s.accum, s.scratch + o,
+    backward_rows<scalar_t, true, true, false>(s.dgate[0] + r0 * G * H, nullptr, s.carry[1] + o, s.accum, s.scratch + o,
                                         nullptr, s.saved[0] + r0 * G * H, s.prev[1] + o, s.next[1] + o, s.p->extra,
                                         r1 - r0, H, s.u0, s.u1);
   } else if (part == 1) {
-    backward_rows<scalar_t, false, true>(s.dgate[0] + r0 * G * H, nullptr, s.carry[1] + o, nullptr, s.scratch + o,
+    backward_rows<scalar_t, false, true, false>(s.dgate[0] + r0 * G * H, nullptr, s.carry[1] + o, nullptr, s.scratch + o,
                                          nullptr, s.saved[0] + r0 * G * H, s.prev[1] + o, s.next[1] + o, nullptr,
                                          r1 - r0, H, s.u0, s.u1);
   }

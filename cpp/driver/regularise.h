@@ -89,47 +89,14 @@ void mask_rows(scalar_t* hin, const scalar_t* h, const scalar_t* M, index_t rows
 // next holds s~_t and becomes s_t; unmixed, if given, keeps s~_t.
 template <typename scalar_t>
 void zoneout_forward(scalar_t* next, scalar_t* unmixed, const scalar_t* prev, const Regularise& r, int k, index_t t,
-                     index_t b0, index_t rows, index_t H, index_t u0, index_t u1) {
-  const scalar_t z = scalar_t(r.zoneout), keep_new = scalar_t(1) - z;
-  for (index_t b = 0; b < rows; ++b) {
-    scalar_t* s = next + b * H;
-    const scalar_t* sp = prev + b * H;
-    if (unmixed)
-      for (index_t j = u0; j < u1; ++j) unmixed[b * H + j] = s[j];
-    if (!r.zoneout_masks) {
-      for (index_t j = u0; j < u1; ++j) s[j] = z * sp[j] + keep_new * s[j];
-      continue;
-    }
-    const std::uint64_t key = row_key(r.seed, zoneout_stream(k), r.t0 + t, b0 + b);
-    for (index_t j = u0; j < u1; ++j)
-      if (uniform(key, j) < r.zoneout) s[j] = sp[j];
-  }
-}
+                     index_t b0, index_t rows, index_t H, index_t u0, index_t u1);
 
 // Zoneout's backward on one state's gradient g reaching s_t (plus dy, if given): the
 // cell's share (1-m) g into cell, the share m g that goes straight to s_{t-1} into keep.
-// cell may be g itself (in place).
+// cell may be g itself (in place). Both in regularise.cpp, vectorised.
 template <typename scalar_t>
 void zoneout_split(scalar_t* cell, scalar_t* keep, const scalar_t* g, const scalar_t* dy, const Regularise& r, int k,
-                   index_t t, index_t b0, index_t rows, index_t H, index_t u0, index_t u1) {
-  const scalar_t z = scalar_t(r.zoneout), keep_new = scalar_t(1) - z;
-  for (index_t b = 0; b < rows; ++b) {
-    const std::uint64_t key = r.zoneout_masks ? row_key(r.seed, zoneout_stream(k), r.t0 + t, b0 + b) : 0;
-    for (index_t j = u0; j < u1; ++j) {
-      const scalar_t v = dy ? g[b * H + j] + dy[b * H + j] : g[b * H + j];
-      if (!r.zoneout_masks) {
-        cell[b * H + j] = keep_new * v;
-        keep[b * H + j] = z * v;
-      } else if (uniform(key, j) < r.zoneout) {
-        cell[b * H + j] = 0;
-        keep[b * H + j] = v;
-      } else {
-        cell[b * H + j] = v;
-        keep[b * H + j] = 0;
-      }
-    }
-  }
-}
+                   index_t t, index_t b0, index_t rows, index_t H, index_t u0, index_t u1);
 
 // d[b, u0:u1] += a[b, u0:u1] (* M[b, u0:u1] if M), rows [0,rows).
 template <typename scalar_t>

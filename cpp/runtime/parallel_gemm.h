@@ -3,6 +3,8 @@
 // Every BLAS call inside rnncore is single-threaded; rnncore splits the work itself.
 #pragma once
 
+#include <cstring>
+
 #include "runtime/common.h"
 #include "runtime/parallel.h"
 
@@ -45,7 +47,10 @@ void input_projection(int tid, int nt, scalar_t* y, const scalar_t* x, const sca
   if (bias)
     for (index_t i = r.begin; i < r.end; ++i) {
       scalar_t* g = y + i * N;
-      for (index_t j = c.begin; j < c.end; ++j) g[j] = (b1 ? b1[j] : scalar_t(0)) + (b2 ? b2[j] : scalar_t(0));
+      if (b1 && b2)
+        for (index_t j = c.begin; j < c.end; ++j) g[j] = b1[j] + b2[j];
+      else  // one of them (not a select on a null pointer: a masked load from address 0)
+        std::memcpy(g + c.begin, (b1 ? b1 : b2) + c.begin, sizeof(scalar_t) * (c.end - c.begin));
     }
   gemm<scalar_t>(false, true, r.end - r.begin, c.end - c.begin, I, scalar_t(1), x + r.begin * I, I, w + c.begin * I,
                  I, bias ? scalar_t(1) : scalar_t(0), y + r.begin * N + c.begin, N);
