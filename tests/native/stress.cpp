@@ -1,9 +1,11 @@
 // Threading stress test of the kernel library, without Python, for ThreadSanitizer.
 //
 // Every cell on the recurrence driver (Elman tanh/relu/sigmoid, LSTM with and without
-// peepholes, GRU both variants, IndRNN relu/tanh), forward then backward, in float and double, over shapes that take
-// each split of the work (by hidden units when B is small, by rows when B is large),
-// with and without lengths, in both directions. Checked:
+// peepholes, LSTM with a projection (LSTMP), GRU both variants, IndRNN relu/tanh), forward
+// then backward, in float and double, over shapes that take each split of the work (by
+// hidden units when B is small, by rows when B is large), with and without lengths, in
+// both directions, plain and with the driver's regularisers (zoneout and recurrent
+// dropout, whose masks every task hashes for its own rows and units). Checked:
 //   - with the threaded paths forced on (threshold 0), a call gives the same bits as
 //     the same call made earlier (the partition does not depend on which thread runs
 //     a task);
@@ -49,36 +51,48 @@ void append(std::vector<double>& out, const std::vector<scalar_t>& v) {
 
 template <typename scalar_t>
 bool cell_has_extra(const rnncore::LstmCell<scalar_t>& c) { return c.peephole; }
+template <typename scalar_t>
+bool cell_has_extra(const rnncore::LstmProjCell<scalar_t>& c) { return c.peephole; }
 template <class Cell>
 bool cell_has_extra(const Cell&) { return false; }
 
 // Forward then backward of one cell through the driver's sequence entry points; every
-// output concatenated.
+// output concatenated. With regularise, zoneout and recurrent dropout on.
 template <class Cell>
-std::vector<double> run_cell(const Cell& cell, const Shape& s, bool with_lengths, bool reverse, unsigned seed) {
+std::vector<double> run_cell(const Cell& cell, const Shape& s, bool with_lengths, bool reverse, bool regularise,
+                             unsigned seed) {
   using scalar_t = typename Cell::scalar_t;
   constexpr const rnncore::CellSpec& spec = Cell::spec;
-  const index_t T = s.T, B = s.B, I = s.I, H = s.H, G = spec.G;
-  const index_t R = spec.vector_recurrence ? H : G * H * H;
+  const index_t T = s.T, B = s.B, I = s.I, H = s.H, G = spec.G, P = cell.out_width(H);
+  const index_t R = spec.vector_recurrence ? H : G * H * P;
   std::mt19937_64 rng(seed);
   auto x = random_vector<scalar_t>(T * B * I, rng);
-  auto h0 = random_vector<scalar_t>(B * H, rng);
+  auto h0 = random_vector<scalar_t>(B * P, rng);
   auto c0 = random_vector<scalar_t>(B * H, rng);
   auto w_ih = random_vector<scalar_t>(G * H * I, rng);
   auto w_hh = random_vector<scalar_t>(R, rng);
   auto b_ih = random_vector<scalar_t>(G * H, rng);
   auto b_hh = random_vector<scalar_t>(G * H, rng);
   auto w_e = random_vector<scalar_t>(spec.extra.width * H, rng);
-  auto dy = random_vector<scalar_t>(T * B * H, rng, 1.0);
-  auto dh_n = random_vector<scalar_t>(B * H, rng, 1.0);
+  auto w_hr = random_vector<scalar_t>(P * H, rng);
+  auto dy = random_vector<scalar_t>(T * B * P, rng, 1.0);
+  auto dh_n = random_vector<scalar_t>(B * P, rng, 1.0);
   std::vector<index_t> lengths(B);
   for (index_t b = 0; b < B; ++b) lengths[b] = static_cast<index_t>(rng() % (T + 1));
 
-  std::vector<scalar_t> y(T * B * H), h((T + 1) * B * H), c((T + 1) * B * H), s0(T * B * G * H), s1(T * B * H),
-      dx(T * B * I), dh0(B * H), dc0(B * H), dw_ih(G * H * I), dw_hh(R), db_ih(G * H), db_hh(G * H),
-      dw_e(spec.extra.width * H);
+  std::vector<scalar_t> y(T * B * P), h((T + 1) * B * P), c((T + 1) * B * H), s0(T * B * G * H), s1(T * B * H),
+      dx(T * B * I), dh0(B * P), dc0(B * H), dw_ih(G * H * I), dw_hh(R), db_ih(G * H), db_hh(G * H),
+      dw_e(spec.extra.width * H), dw_hr(P * H), u0(T * B * P), u1(T * B * H);
+  const bool proj = spec.proj != nullptr;
   const rnncore::Params<scalar_t> p{w_ih.data(), w_hh.data(), b_ih.data(), b_hh.data(),
-                                    cell_has_extra(cell) ? w_e.data() : nullptr};
+                                    cell_has_extra(cell) ? w_e.data() : nullptr, proj ? w_hr.data() : nullptr};
+  rnncore::Regularise reg{};
+  if (regularise) {
+    reg.zoneout = 0.3;
+    reg.recurrent_dropout = 0.25;
+    reg.seed = seed;
+    reg.t0 = 7;
+  }
   rnncore::SequenceForward<scalar_t> f{};
   f.y = y.data();
   f.state[0] = h.data();
@@ -91,13 +105,17 @@ std::vector<double> run_cell(const Cell& cell, const Shape& s, bool with_lengths
   f.p = p;
   f.lengths = with_lengths ? lengths.data() : nullptr;
   f.reverse = reverse;
-  std::vector<scalar_t> ws(rnncore::sequence_forward_workspace(cell, T, B, I, H));
+  f.reg = reg;
+  f.unmixed[0] = u0.data();
+  f.unmixed[1] = u1.data();
+  std::vector<scalar_t> ws(rnncore::sequence_forward_workspace(cell, T, B, I, H, reg));
   rnncore::sequence_forward(cell, f, T, B, I, H, ws.data());
   rnncore::SequenceBackward<scalar_t> bk{};
   bk.dx = dx.data();
   bk.dstate0[0] = dh0.data();
   bk.dstate0[1] = dc0.data();
-  bk.g = {dw_ih.data(), dw_hh.data(), db_ih.data(), db_hh.data(), p.extra ? dw_e.data() : nullptr};
+  bk.g = {dw_ih.data(), dw_hh.data(), db_ih.data(), db_hh.data(), p.extra ? dw_e.data() : nullptr,
+          proj ? dw_hr.data() : nullptr};
   bk.dy = dy.data();
   bk.dstate_n[0] = dh_n.data();
   bk.x = x.data();
@@ -108,35 +126,42 @@ std::vector<double> run_cell(const Cell& cell, const Shape& s, bool with_lengths
   bk.p = p;
   bk.lengths = f.lengths;
   bk.reverse = reverse;
-  ws.assign(rnncore::sequence_backward_workspace(cell, T, B, I, H), 0);
+  bk.reg = reg;
+  bk.unmixed[0] = u0.data();
+  bk.unmixed[1] = u1.data();
+  ws.assign(rnncore::sequence_backward_workspace(cell, T, B, I, H, reg), 0);
   rnncore::sequence_backward(cell, bk, T, B, I, H, ws.data());
   std::vector<double> out;
-  for (const auto* v : {&y, &h, &c, &s0, &s1, &dx, &dh0, &dc0, &dw_ih, &dw_hh, &db_ih, &db_hh, &dw_e}) append(out, *v);
+  for (const auto* v : {&y, &h, &c, &s0, &s1, &dx, &dh0, &dc0, &dw_ih, &dw_hh, &db_ih, &db_hh, &dw_e, &dw_hr, &u0, &u1})
+    append(out, *v);
   return out;
 }
 
 // kind 0-2 Elman (tanh, relu, sigmoid), 3 LSTM, 4 LSTM with peepholes, 5 GRU (reset
-// after), 6 GRU (reset before), 7-8 IndRNN (relu, tanh).
+// after), 6 GRU (reset before), 7-8 IndRNN (relu, tanh), 9 LSTMP (P = H/2, peepholes).
+constexpr int kKinds = 10;
 template <typename scalar_t>
-std::vector<double> run_problem(int kind, const Shape& s, bool with_lengths, bool reverse, unsigned seed) {
+std::vector<double> run_problem(int kind, const Shape& s, bool with_lengths, bool reverse, bool reg, unsigned seed) {
   using rnncore::Activation;
-  if (kind <= 2) return run_cell(rnncore::ElmanCell<scalar_t>::make(kind, false, 0), s, with_lengths, reverse, seed);
-  if (kind <= 4) return run_cell(rnncore::LstmCell<scalar_t>::make(0, kind == 4, 0), s, with_lengths, reverse, seed);
-  if (kind <= 6) return run_cell(rnncore::GruCell<scalar_t>::make(kind == 5, false, 0), s, with_lengths, reverse, seed);
+  auto run = [&](const auto& cell) { return run_cell(cell, s, with_lengths, reverse, reg, seed); };
+  if (kind <= 2) return run(rnncore::ElmanCell<scalar_t>::make(kind, false, 0));
+  if (kind <= 4) return run(rnncore::LstmCell<scalar_t>::make(0, kind == 4, 0));
+  if (kind <= 6) return run(rnncore::GruCell<scalar_t>::make(kind == 5, false, 0));
+  if (kind == 9) return run(rnncore::LstmProjCell<scalar_t>::make(0, true, s.H / 2));
   const Activation act = kind == 7 ? Activation::relu : Activation::tanh;
-  return run_cell(rnncore::IndrnnCell<scalar_t>::make(static_cast<int>(act), false, 0), s, with_lengths, reverse, seed);
+  return run(rnncore::IndrnnCell<scalar_t>::make(static_cast<int>(act), false, 0));
 }
 
 struct Case {
   int kind;
   Shape shape;
-  bool with_lengths, reverse, dbl;
+  bool with_lengths, reverse, dbl, reg;
   unsigned seed;
 };
 
 std::vector<double> run_case(const Case& k) {
-  return k.dbl ? run_problem<double>(k.kind, k.shape, k.with_lengths, k.reverse, k.seed)
-               : run_problem<float>(k.kind, k.shape, k.with_lengths, k.reverse, k.seed);
+  return k.dbl ? run_problem<double>(k.kind, k.shape, k.with_lengths, k.reverse, k.reg, k.seed)
+               : run_problem<float>(k.kind, k.shape, k.with_lengths, k.reverse, k.reg, k.seed);
 }
 
 bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
@@ -153,10 +178,13 @@ int main() {
   const Shape shapes[] = {{5, 1, 3, 8}, {6, 3, 5, 16}, {4, 16, 4, 12}, {3, 24, 6, 20}};
   std::vector<Case> cases;
   unsigned seed = 1;
-  for (int kind = 0; kind < 9; ++kind)
+  // each cell: every shape, with and without lengths, both directions; float or double
+  // and the regularisers on or off by the seed (regularised: one case with lengths, one
+  // reversed, per cell and shape)
+  for (int kind = 0; kind < kKinds; ++kind)
     for (const auto& s : shapes)
-      for (int variant = 0; variant < 4; ++variant)
-        cases.push_back({kind, s, (variant & 1) != 0, (variant & 2) != 0, (seed & 1) != 0, seed++});
+      for (int variant = 0; variant < 4; ++variant, ++seed)
+        cases.push_back({kind, s, (variant & 1) != 0, (variant & 2) != 0, (seed & 1) != 0, (seed & 2) != 0, seed});
 
   std::vector<std::vector<double>> serial;
   serial.reserve(cases.size());
