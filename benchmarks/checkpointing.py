@@ -10,8 +10,9 @@ it and less the step's output y and input gradient dx (which the caller keeps); 
 input and dy exist and the libraries are warmed up on a tiny problem first.
 Time: one process per T running full and checkpointed training steps alternately (full,
 checkpointed, full, ... for --pairs pairs, after one warm-up step each); the ratio of
-each pair, median and range. Run on a quiet machine, with
-``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE``.
+each pair, median and range. The ideal ratio is what one more forward pass costs, (full
+step + its forward) / full step, with the forward timed inside the same full steps.
+Run on a quiet machine, with ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE``.
 """
 
 import argparse
@@ -54,14 +55,18 @@ layers = {"full": rnncore.LSTM(I, H, seed=0), "ckpt": rnncore.LSTM(I, H, seed=0,
 def step(layer):
     t = time.perf_counter()
     layer.forward(x)
+    f = time.perf_counter()
     layer.backward(dy)
-    return time.perf_counter() - t
+    return time.perf_counter() - t, f - t
 for layer in layers.values():
     step(layer)
-out = {"full": [], "ckpt": []}
+out = {"full": [], "ckpt": [], "forward": []}
 for _ in range(pairs):
     for name, layer in layers.items():
-        out[name].append(step(layer))
+        total, forward = step(layer)
+        out[name].append(total)
+        if name == "full":
+            out["forward"].append(forward)
 print(json.dumps(out))
 """
 
@@ -85,15 +90,16 @@ def main():
     print(f"LSTM training step, float32, B={B} I={I} H={H}, {args.threads} threads; memory the step adds "
           f"beyond y and dx (MiB), time (s), {args.pairs} pairs")
     print(f"{'T':>6} {'k':>4} {'full MiB':>9} {'ckpt MiB':>9} {'ratio':>6} {'full s':>7} {'ckpt s':>7} "
-          f"{'time ratio (range)':>20}")
+          f"{'time ratio (range)':>20} {'ideal':>6}")
     for T, k in zip(args.T, args.every):
         full_mib = float(child(MEMORY, T, B, I, H, 0))
         ckpt_mib = float(child(MEMORY, T, B, I, H, k))
         times = json.loads(child(TIME, T, B, I, H, k, args.pairs, args.threads))
         ratios = [c / f for f, c in zip(times["full"], times["ckpt"])]
+        ideal = statistics.median((f + fw) / f for f, fw in zip(times["full"], times["forward"]))
         print(f"{T:>6} {k:>4} {full_mib:9.1f} {ckpt_mib:9.1f} {ckpt_mib / full_mib:6.3f} "
               f"{statistics.median(times['full']):7.3f} {statistics.median(times['ckpt']):7.3f} "
-              f"{statistics.median(ratios):8.3f} ({min(ratios):.3f}-{max(ratios):.3f})", flush=True)
+              f"{statistics.median(ratios):8.3f} ({min(ratios):.3f}-{max(ratios):.3f}) {ideal:6.3f}", flush=True)
 
 
 if __name__ == "__main__":
