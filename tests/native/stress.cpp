@@ -1,7 +1,7 @@
 // Threading stress test of the kernel library, without Python, for ThreadSanitizer.
 //
 // Every cell on the recurrence driver (Elman tanh/relu/sigmoid, LSTM with and without
-// peepholes, GRU both variants, IndRNN relu/tanh), forward then backward, in float and double, over shapes that take
+// peepholes, GRU both variants, IndRNN relu/tanh, the layer-normalised LSTM and GRU), forward then backward, in float and double, over shapes that take
 // each split of the work (by hidden units when B is small, by rows when B is large),
 // with and without lengths, in both directions. Checked:
 //   - with the threaded paths forced on (threshold 0), a call gives the same bits as
@@ -23,6 +23,7 @@
 #include "cells/elman.h"
 #include "cells/gru.h"
 #include "cells/indrnn.h"
+#include "cells/layer_norm.h"
 #include "cells/lstm.h"
 #include "runtime/parallel.h"
 
@@ -49,6 +50,10 @@ void append(std::vector<double>& out, const std::vector<scalar_t>& v) {
 
 template <typename scalar_t>
 bool cell_has_extra(const rnncore::LstmCell<scalar_t>& c) { return c.peephole; }
+template <typename scalar_t>
+bool cell_has_extra(const rnncore::LstmNormCell<scalar_t>&) { return true; }
+template <typename scalar_t>
+bool cell_has_extra(const rnncore::GruNormCell<scalar_t>&) { return true; }
 template <class Cell>
 bool cell_has_extra(const Cell&) { return false; }
 
@@ -74,7 +79,9 @@ std::vector<double> run_cell(const Cell& cell, const Shape& s, bool with_lengths
   std::vector<index_t> lengths(B);
   for (index_t b = 0; b < B; ++b) lengths[b] = static_cast<index_t>(rng() % (T + 1));
 
-  std::vector<scalar_t> y(T * B * H), h((T + 1) * B * H), c((T + 1) * B * H), s0(T * B * G * H), s1(T * B * H),
+  const index_t W0 = spec.saved > 0 ? spec.saved_buffers[0].width : G;
+  const index_t W1 = spec.saved > 1 ? spec.saved_buffers[1].width : 1;
+  std::vector<scalar_t> y(T * B * H), h((T + 1) * B * H), c((T + 1) * B * H), s0(T * B * W0 * H), s1(T * B * W1 * H),
       dx(T * B * I), dh0(B * H), dc0(B * H), dw_ih(G * H * I), dw_hh(R), db_ih(G * H), db_hh(G * H),
       dw_e(spec.extra.width * H);
   const rnncore::Params<scalar_t> p{w_ih.data(), w_hh.data(), b_ih.data(), b_hh.data(),
@@ -116,13 +123,15 @@ std::vector<double> run_cell(const Cell& cell, const Shape& s, bool with_lengths
 }
 
 // kind 0-2 Elman (tanh, relu, sigmoid), 3 LSTM, 4 LSTM with peepholes, 5 GRU (reset
-// after), 6 GRU (reset before), 7-8 IndRNN (relu, tanh).
+// after), 6 GRU (reset before), 7-8 IndRNN (relu, tanh), 9 LSTM and 10 GRU with layer norm.
 template <typename scalar_t>
 std::vector<double> run_problem(int kind, const Shape& s, bool with_lengths, bool reverse, unsigned seed) {
   using rnncore::Activation;
   if (kind <= 2) return run_cell(rnncore::ElmanCell<scalar_t>::make(kind, false, 0), s, with_lengths, reverse, seed);
   if (kind <= 4) return run_cell(rnncore::LstmCell<scalar_t>::make(0, kind == 4, 0), s, with_lengths, reverse, seed);
   if (kind <= 6) return run_cell(rnncore::GruCell<scalar_t>::make(kind == 5, false, 0), s, with_lengths, reverse, seed);
+  if (kind == 9) return run_cell(rnncore::LstmNormCell<scalar_t>::make(0, true, 0), s, with_lengths, reverse, seed);
+  if (kind == 10) return run_cell(rnncore::GruNormCell<scalar_t>::make(0, true, 0), s, with_lengths, reverse, seed);
   const Activation act = kind == 7 ? Activation::relu : Activation::tanh;
   return run_cell(rnncore::IndrnnCell<scalar_t>::make(static_cast<int>(act), false, 0), s, with_lengths, reverse, seed);
 }
@@ -153,7 +162,7 @@ int main() {
   const Shape shapes[] = {{5, 1, 3, 8}, {6, 3, 5, 16}, {4, 16, 4, 12}, {3, 24, 6, 20}};
   std::vector<Case> cases;
   unsigned seed = 1;
-  for (int kind = 0; kind < 9; ++kind)
+  for (int kind = 0; kind < 11; ++kind)
     for (const auto& s : shapes)
       for (int variant = 0; variant < 4; ++variant)
         cases.push_back({kind, s, (variant & 1) != 0, (variant & 2) != 0, (seed & 1) != 0, seed++});
