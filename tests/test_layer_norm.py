@@ -221,6 +221,23 @@ def test_native_matches_reference(forced_threads, kind, nt, Bn):
         assert_close(g1[name], g2[name], 1e-12, name)
 
 
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_float32_matches_float64(backend, kind):
+    """float32 (the fast approximations of tanh and sigmoid natively) against float64."""
+    results = []
+    for dtype in (np.float32, np.float64):
+        layer = KINDS[kind][0](I, H, layer_norm=True, bidirectional=True, dtype=dtype, backend=backend, seed=0)
+        randomise(layer, np.random.default_rng(1))
+        for p in layer.params.values():
+            p[...] = p.astype(np.float32)
+        x, states, wy, ws = random_problem(layer, T, B, np.random.default_rng(2))
+        x, wy = x.astype(np.float32).astype(dtype), wy.astype(np.float32).astype(dtype)
+        states = [s.astype(np.float32).astype(dtype) for s in states]
+        results.append(analytic(layer, x, states, [T, 1, 3], wy, ws))
+    for name in results[1]:
+        assert_close(results[0][name], results[1][name], TOL[np.dtype(np.float32)], name)
+
+
 @native
 @pytest.mark.parametrize("nt", [1, 2])
 @pytest.mark.parametrize("Bn", [3, 300], ids=["per-step", "rows"])
