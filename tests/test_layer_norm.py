@@ -98,6 +98,20 @@ def test_parameters_names_and_initial_values():
     assert "layer_norm=True" in repr(cell) and "layer_norm=True" in repr(rnncore.GRUCell(I, H, layer_norm=True))
 
 
+def test_checkpoint_round_trip(tmp_path):
+    layer = rnncore.LSTM(I, H, bidirectional=True, layer_norm=True, seed=0)
+    randomise(layer, np.random.default_rng(1))
+    layer.save(tmp_path / "ln.npz")
+    again = rnncore.LSTM(I, H, bidirectional=True, layer_norm=True, seed=1)
+    again.load(tmp_path / "ln.npz")
+    for k, v in layer.params.items():
+        np.testing.assert_array_equal(again.params[k], v)
+    x = np.random.default_rng(2).standard_normal((T, B, I)).astype(np.float32)
+    np.testing.assert_array_equal(again.forward(x)[0], layer.forward(x)[0])
+    with pytest.raises(KeyError, match="ln_weight"):  # a layer without the norms is another model
+        rnncore.LSTM(I, H, bidirectional=True).load(tmp_path / "ln.npz")
+
+
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_the_norms_act(backend, kind):
     """With the gains at 1 and the norms' biases at 0, scaling weight_ih or weight_hh by a
@@ -370,6 +384,12 @@ def test_torch_modules_match_the_layers_and_gradcheck(backend, kind):
         return (y, *fin) if kind == "lstm" else (y, fin)
 
     assert torch.autograd.gradcheck(f, (xt, *tstates, *params))
+    # checkpoint_every and zoneout's expectation (evaluation) through autograd too
+    module = cls(3, 4, layer_norm=True, checkpoint_every=2, zoneout=0.3, dtype=torch.float64, backend=backend).eval()
+    names = [n for n, _ in module.named_parameters()]
+    params = [p.detach().clone().requires_grad_() for p in module.parameters()]
+    assert torch.autograd.gradcheck(lambda x, *ps: torch.func.functional_call(module, dict(zip(names, ps)), (x,))[0],
+                                    (xt, *params))
     cell = {"lstm": rt.LSTMCell, "gru": rt.GRUCell}[kind](3, 4, layer_norm=True, dtype=torch.float64, backend=backend)
     cnames = [n for n, _ in cell.named_parameters()]
     assert "ln_weight_ih" in cnames and "layer_norm=True" in repr(cell)
