@@ -13,7 +13,9 @@
 //   h_t = o * tanh(LN(c_t) * g_c + b_c)
 // haste's single bias b is b_ih + b_hh here (both added after the norms); its gamma[0],
 // gamma[1], gamma_h, beta_h are g_ih [4H], g_hh [4H], g_c [H], b_c [H]: Params::extra is
-// [g_ih | g_hh | g_c | b_c] [10H] (required). c_t is the state before its norm.
+// [g_ih | g_hh | g_c | b_c] [10H] (required). c_t is the state before its norm. The G*H
+// vectors follow PyTorch's gate order (haste's is i, g, f, o; z, r, n for the GRU); a norm
+// over the whole row does not depend on it.
 //
 // GRU (GruNormCell, "gru_ln"), gates r, z, n, the reset applied after the product
 // (torch.nn.GRU's form, and haste's):

@@ -576,8 +576,9 @@ class LSTM(_Recurrent):
     with ``LN(v) = (v - mean(v)) / sqrt(var(v) + 1e-5)`` over all 4H pre-activations of a
     row (over the H units of c), the biased variance; gains ``ln_weight_ih_l{k}``,
     ``ln_weight_hh_l{k}`` [4H] and ``ln_weight_c_l{k}`` [H] start at 1, ``ln_bias_c_l{k}``
-    [H] at 0 (haste's gamma[0], gamma[1], gamma_h, beta_h; its single bias is b_ih + b_hh).
-    It does not combine with ``proj_size`` or ``peephole``."""
+    [H] at 0 (haste's gamma[0], gamma[1], gamma_h, beta_h; its single bias is b_ih + b_hh;
+    the G*H vectors in PyTorch's gate order i, f, g, o, haste's is i, g, f, o). It does
+    not combine with ``proj_size`` or ``peephole``."""
 
     spec = _spec.LSTM
 
@@ -623,7 +624,8 @@ class GRU(_Recurrent):
 
     with ``LN(v) = (v - mean(v)) / sqrt(var(v) + 1e-5)`` over all 3H pre-activations of a
     row, the biased variance; gains ``ln_weight_ih_l{k}``, ``ln_weight_hh_l{k}`` [3H]
-    start at 1 (haste's gamma[0], gamma[1]; its bias and recurrent_bias are b_ih, b_hh)."""
+    start at 1 (haste's gamma[0], gamma[1]; its bias and recurrent_bias are b_ih, b_hh;
+    the 3H vectors in PyTorch's gate order r, z, n, haste's is z, r, n)."""
 
     spec = _spec.GRU
 
