@@ -3,6 +3,7 @@
 #include "cells/elman.h"
 #include "cells/gru.h"
 #include "cells/indrnn.h"
+#include "cells/layer_norm.h"
 #include "cells/lstm.h"
 
 namespace rnncore_py {
@@ -96,6 +97,8 @@ void bind_cells(py::module_& m) {
   bind_cell<rnncore::LstmProjCell>(m, "LSTM with a projection of h (torch.nn.LSTM's proj_size)");
   bind_cell<rnncore::GruCell>(m, "GRU");
   bind_cell<rnncore::IndrnnCell>(m, "IndRNN");
+  bind_cell<rnncore::LstmNormCell>(m, "LSTM with layer normalisation (haste's LayerNormLSTM; Ba et al. 2016)");
+  bind_cell<rnncore::GruNormCell>(m, "GRU with layer normalisation (haste's LayerNormGRU; Ba et al. 2016)");
 }
 
 }  // namespace rnncore_py

@@ -35,7 +35,44 @@ def core_calls():
                                              z(4 * H), z(4 * H))
     hps, cps, gps, mps = _core.lstmp_step_forward(z(B, I), z(B, P), z(B, H), z(4 * H, I), z(4 * H, P), z(P, H),
                                                   z(4 * H), z(4 * H))
+    yl, hl, cl, wxl, al = _core.lstm_ln_forward(z(T, B, I), z(B, H), z(B, H), z(4 * H, I), z(4 * H, H), z(4 * H),
+                                                z(4 * H), z(10 * H))
+    hls, cls, wxls, als = _core.lstm_ln_step_forward(z(B, I), z(B, H), z(B, H), z(4 * H, I), z(4 * H, H), z(4 * H),
+                                                     z(4 * H), z(10 * H))
+    ygl, hgl, wxgl, agl = _core.gru_ln_forward(z(T, B, I), z(B, H), z(3 * H, I), z(3 * H, H), z(3 * H), z(3 * H),
+                                               z(6 * H))
+    hgls, wxgls, agls = _core.gru_ln_step_forward(z(B, I), z(B, H), z(3 * H, I), z(3 * H, H), z(3 * H), z(3 * H),
+                                                  z(6 * H))
     return {
+        "lstm_ln_forward": (_core.lstm_ln_forward, dict(
+            x=z(T, B, I), h0=z(B, H), c0=z(B, H), w_ih=z(4 * H, I), w_hh=z(4 * H, H), b_ih=z(4 * H), b_hh=z(4 * H),
+            ln=z(10 * H), lengths=np.array([3, 1])), ()),
+        "lstm_ln_backward": (_core.lstm_ln_backward, dict(
+            dy=z(T, B, H), dh_n=z(B, H), dc_n=z(B, H), x=z(T, B, I), h=hl, c=cl, wx=wxl, acts=al, w_ih=z(4 * H, I),
+            w_hh=z(4 * H, H), ln=z(10 * H), lengths=np.array([3, 1]), reverse=False, dw_ih=z(4 * H, I),
+            dw_hh=z(4 * H, H), db_ih=z(4 * H), db_hh=z(4 * H), dln=z(10 * H)),
+            ("dw_ih", "dw_hh", "db_ih", "db_hh", "dln")),
+        "lstm_ln_step_forward": (_core.lstm_ln_step_forward, dict(
+            x=z(B, I), h_prev=z(B, H), c_prev=z(B, H), w_ih=z(4 * H, I), w_hh=z(4 * H, H), b_ih=z(4 * H),
+            b_hh=z(4 * H), ln=z(10 * H)), ()),
+        "lstm_ln_step_backward": (_core.lstm_ln_step_backward, dict(
+            dh=z(B, H), dc=z(B, H), x=z(B, I), h_prev=z(B, H), c_prev=z(B, H), wx=wxls, acts=als, w_ih=z(4 * H, I),
+            w_hh=z(4 * H, H), ln=z(10 * H), dw_ih=z(4 * H, I), dw_hh=z(4 * H, H), db_ih=z(4 * H), db_hh=z(4 * H),
+            dln=z(10 * H)), ("dw_ih", "dw_hh", "db_ih", "db_hh", "dln")),
+        "gru_ln_forward": (_core.gru_ln_forward, dict(
+            x=z(T, B, I), h0=z(B, H), w_ih=z(3 * H, I), w_hh=z(3 * H, H), b_ih=z(3 * H), b_hh=z(3 * H),
+            ln=z(6 * H), lengths=np.array([2, 3])), ()),
+        "gru_ln_backward": (_core.gru_ln_backward, dict(
+            dy=z(T, B, H), dh_n=z(B, H), x=z(T, B, I), h=hgl, wx=wxgl, acts=agl, w_ih=z(3 * H, I), w_hh=z(3 * H, H),
+            ln=z(6 * H), lengths=None, reverse=True, dw_ih=z(3 * H, I), dw_hh=z(3 * H, H), db_ih=z(3 * H),
+            db_hh=z(3 * H), dln=z(6 * H)), ("dw_ih", "dw_hh", "db_ih", "db_hh", "dln")),
+        "gru_ln_step_forward": (_core.gru_ln_step_forward, dict(
+            x=z(B, I), h_prev=z(B, H), w_ih=z(3 * H, I), w_hh=z(3 * H, H), b_ih=z(3 * H), b_hh=z(3 * H),
+            ln=z(6 * H)), ()),
+        "gru_ln_step_backward": (_core.gru_ln_step_backward, dict(
+            dh=z(B, H), x=z(B, I), h_prev=z(B, H), wx=wxgls, acts=agls, w_ih=z(3 * H, I), w_hh=z(3 * H, H),
+            ln=z(6 * H), dw_ih=z(3 * H, I), dw_hh=z(3 * H, H), db_ih=z(3 * H), db_hh=z(3 * H), dln=z(6 * H)),
+            ("dw_ih", "dw_hh", "db_ih", "db_hh", "dln")),
         "lstmp_forward": (_core.lstmp_forward, dict(
             x=z(T, B, I), h0=z(B, P), c0=z(B, H), w_ih=z(4 * H, I), w_hh=z(4 * H, P), w_hr=z(P, H), b_ih=z(4 * H),
             b_hh=z(4 * H), w_ch=z(3 * H), lengths=np.array([3, 1])), ()),
@@ -143,7 +180,7 @@ for fname, (fn, kwargs, outputs) in CALLS.items():
 # the class axis of softmax is free (the targets stay within it), and softmax takes either
 # precision (its only float argument sets it)
 LEGAL = {(f, "x", "dim0+1") for f in ("lstm_forward", "lstmp_forward", "elman_forward", "gru_forward",
-                                       "indrnn_forward")} | {
+                                       "indrnn_forward", "lstm_ln_forward", "gru_ln_forward")} | {
     ("softmax_xent_forward", "logits", "dim1+1"), ("softmax_xent_backward", "probs", "dim1+1"),
     ("softmax_xent_forward", "logits", "float64"), ("softmax_xent_backward", "probs", "float64")}
 

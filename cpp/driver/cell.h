@@ -14,6 +14,12 @@
 //   void weight_grad(Tail&)                      dw_hh += ..., after the loop
 //   index_t forward_scratch_ld(H), backward_scratch_ld(H)   scratch per row of the batch
 //   index_t accum(H)                             per-task sums of the extra parameter's gradient
+//                                                (its first spec.extra.width*H), then any the
+//                                                cell keeps for bias_accum
+//   index_t bias_accum(H, k)                     where in accum the sums of b_ih's (k=0), b_hh's
+//                                                (k=1) gradient are, or -1: the column sums of
+//                                                dgate[k] (the layer-normalised cells, whose
+//                                                biases act after the norms)
 //   input_bias(p, H, scratch, &b1, &b2)          the biases the input projection adds
 //   index_t step_work(B,I,H)                     multiply-adds per step (threads pay above
 //                                                parallel_threshold)
@@ -161,6 +167,7 @@ struct MatrixCell {
   index_t forward_scratch_ld(index_t) const { return 0; }
   index_t backward_scratch_ld(index_t) const { return 0; }
   index_t accum(index_t) const { return 0; }
+  index_t bias_accum(index_t, int) const { return -1; }
   int grad_buffers() const { return 1; }  // dA serves the input and the recurrent side
   void input_bias(const Params<scalar_t>& p, index_t, scalar_t*, const scalar_t** b1, const scalar_t** b2) const {
     *b1 = p.b_ih;

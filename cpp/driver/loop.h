@@ -2,6 +2,7 @@
 // side). Included by each cell's .cpp, which instantiates it for that cell.
 #pragma once
 
+#include <algorithm>
 #include <cstring>
 
 #include "driver/cell.h"
@@ -434,8 +435,9 @@ struct Backward {
         }
         return;
       }
-      if (acc && g->extra) {  // every task's sums, in task order (deterministic)
-        const Range r = split(acc, task, nt, 1);
+      const index_t ext = spec.extra.name ? std::min(acc, spec.extra.width * H) : 0;
+      if (ext && g->extra) {  // every task's sums, in task order (deterministic)
+        const Range r = split(ext, task, nt, 1);
         for (int q = 0; q < nt; ++q)
           for (index_t j = r.begin; j < r.end; ++j) g->extra[j] += sp.accum[q * acc + j];
       }
@@ -444,7 +446,16 @@ struct Backward {
                    reg.dropout_on() ? sp.hin : prev[0].base, {}, sp.history, g->w_hh, g->w_hr};
       for (int k = 0; k < spec.saved; ++k) tail.saved[k] = saved[k].base;
       cell.weight_grad(tail);
-      if (g->b_ih || g->b_hh) {
+      if ((g->b_ih || g->b_hh) && cell.bias_accum(H, 0) >= 0) {  // the cell's per-task sums, in task order
+        const Range r = split(N, task, nt, 8);
+        for (int k = 0; k < 2; ++k) {
+          S* db = k == 0 ? g->b_ih : g->b_hh;
+          const index_t o = cell.bias_accum(H, k);
+          if (db)
+            for (int q = 0; q < nt; ++q)
+              for (index_t j = r.begin; j < r.end; ++j) db[j] += sp.accum[q * acc + o + j];
+        }
+      } else if (g->b_ih || g->b_hh) {
         const Range r = split(N, task, nt, 8);
         for (index_t j = r.begin; j < r.end; ++j) sp.dbias[j] = 0;
         add_column_sums(sp.dbias, sp.dgate[0], rows, N, r.begin, r.end);

@@ -18,7 +18,8 @@
 //   backward:  for s in 0..T-1:  t = reverse ? s : T-1-s   (forward's order reversed)
 //                for each part: the cell's product, then its pointwise maths; padded
 //                rows pass the state gradient through and get zero gate gradients
-//              dw_ih += dA.T @ x, dw_hh += (cell's), db += sums of dA, dx = dA @ w_ih
+//              dw_ih += dA.T @ x, dw_hh += (cell's), db += sums of dA (a layer-normalised
+//              cell's biases act after its norms: its own per-task sums), dx = dA @ w_ih
 //
 // Widths: h (state 0), y and their gradients are P = Cell::out_width(H) wide, H but for
 // LSTMP (h projected by w_hr [P,H]); every other state is H wide. Below, "[.., H]" of a

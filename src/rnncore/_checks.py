@@ -44,6 +44,22 @@ def proj_size(value, hidden_size):
     return value
 
 
+def layer_norm(value, *, proj_size=0, peephole=False, reset_after=True):
+    """The LSTM's and GRU's layer_norm: a bool, and not with the options it does not combine
+    with (proj_size, peephole; the GRU's reset_after=False)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"layer_norm: expected a bool, got {type(value).__name__} {value!r}")
+    value = bool(value)
+    if value and proj_size:
+        raise ValueError(f"layer_norm and proj_size: layer_norm=True does not combine with proj_size (got {proj_size})")
+    if value and peephole:
+        raise ValueError("layer_norm and peephole: layer_norm=True does not combine with peephole=True")
+    if value and not reset_after:
+        raise ValueError("layer_norm and reset_after: layer_norm=True is the reset-after GRU only (haste's "
+                         "LayerNormGRU), got reset_after=False")
+    return value
+
+
 def float_dtype(dtype):
     try:
         dt = np.dtype(dtype)

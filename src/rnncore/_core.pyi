@@ -116,6 +116,53 @@ def gru_step_backward(dh: _Floats, x: _Floats, h_prev: _Floats, gates: _Floats, 
                       db_hh: Optional[_Floats], *, zoneout: float = 0.0, recurrent_dropout: float = 0.0, seed: int = 0,
                       t0: int = 0, training: bool = True) -> tuple[_Floats, _Floats]: ...
 
+# Layer-normalised LSTM and GRU (haste's LayerNormLSTM, LayerNormGRU): ln packs the gains and
+# biases, [10H] = g_ih, g_hh (4H each), g_c, b_c (H each) for the LSTM, [6H] = g_ih, g_hh for
+# the GRU; required (None raises ValueError). No unmixed states (their backward reads none).
+def lstm_ln_forward(x: _Floats, h0: Optional[_Floats], c0: Optional[_Floats], w_ih: _Floats, w_hh: _Floats,
+                    b_ih: Optional[_Floats], b_hh: Optional[_Floats], ln: Optional[_Floats] = None,
+                    lengths: Optional[_Lengths] = None, reverse: bool = False, *, zoneout: float = 0.0,
+                    recurrent_dropout: float = 0.0, seed: int = 0, t0: int = 0, training: bool = True,
+                    unmixed: Optional[_Floats] = None,
+                    out: _Out = None) -> tuple[_Floats, _Floats, _Floats, _Floats, _Floats]: ...
+def lstm_ln_backward(dy: Optional[_Floats], dh_n: Optional[_Floats], dc_n: Optional[_Floats], x: _Floats, h: _Floats,
+                     c: _Floats, wx: _Floats, acts: _Floats, w_ih: _Floats, w_hh: _Floats, ln: Optional[_Floats],
+                     lengths: Optional[_Lengths], reverse: bool, dw_ih: _Floats, dw_hh: _Floats,
+                     db_ih: Optional[_Floats], db_hh: Optional[_Floats], dln: Optional[_Floats], *,
+                     zoneout: float = 0.0, recurrent_dropout: float = 0.0, seed: int = 0, t0: int = 0,
+                     training: bool = True, unmixed: Optional[_Floats] = None,
+                     out: _Out = None) -> tuple[_Floats, _Floats, _Floats]: ...
+def lstm_ln_step_forward(x: _Floats, h_prev: _Floats, c_prev: _Floats, w_ih: _Floats, w_hh: _Floats,
+                         b_ih: Optional[_Floats], b_hh: Optional[_Floats], ln: Optional[_Floats] = None, *,
+                         zoneout: float = 0.0, recurrent_dropout: float = 0.0, seed: int = 0, t0: int = 0,
+                         training: bool = True,
+                         unmixed: Optional[_Floats] = None) -> tuple[_Floats, _Floats, _Floats, _Floats]: ...
+def lstm_ln_step_backward(dh: _Floats, dc: Optional[_Floats], x: _Floats, h_prev: _Floats, c_prev: _Floats,
+                          wx: _Floats, acts: _Floats, w_ih: _Floats, w_hh: _Floats, ln: Optional[_Floats],
+                          dw_ih: _Floats, dw_hh: _Floats, db_ih: Optional[_Floats], db_hh: Optional[_Floats],
+                          dln: Optional[_Floats], *, zoneout: float = 0.0, recurrent_dropout: float = 0.0,
+                          seed: int = 0, t0: int = 0, training: bool = True) -> tuple[_Floats, _Floats, _Floats]: ...
+def gru_ln_forward(x: _Floats, h0: Optional[_Floats], w_ih: _Floats, w_hh: _Floats, b_ih: Optional[_Floats],
+                   b_hh: Optional[_Floats], ln: Optional[_Floats] = None, lengths: Optional[_Lengths] = None,
+                   reverse: bool = False, *, zoneout: float = 0.0, recurrent_dropout: float = 0.0, seed: int = 0,
+                   t0: int = 0, training: bool = True, unmixed: Optional[_Floats] = None,
+                   out: _Out = None) -> tuple[_Floats, _Floats, _Floats, _Floats]: ...
+def gru_ln_backward(dy: Optional[_Floats], dh_n: Optional[_Floats], x: _Floats, h: _Floats, wx: _Floats,
+                    acts: _Floats, w_ih: _Floats, w_hh: _Floats, ln: Optional[_Floats], lengths: Optional[_Lengths],
+                    reverse: bool, dw_ih: _Floats, dw_hh: _Floats, db_ih: Optional[_Floats], db_hh: Optional[_Floats],
+                    dln: Optional[_Floats], *, zoneout: float = 0.0, recurrent_dropout: float = 0.0, seed: int = 0,
+                    t0: int = 0, training: bool = True, unmixed: Optional[_Floats] = None,
+                    out: _Out = None) -> tuple[_Floats, _Floats]: ...
+def gru_ln_step_forward(x: _Floats, h_prev: _Floats, w_ih: _Floats, w_hh: _Floats, b_ih: Optional[_Floats],
+                        b_hh: Optional[_Floats], ln: Optional[_Floats] = None, *, zoneout: float = 0.0,
+                        recurrent_dropout: float = 0.0, seed: int = 0, t0: int = 0, training: bool = True,
+                        unmixed: Optional[_Floats] = None) -> tuple[_Floats, _Floats, _Floats]: ...
+def gru_ln_step_backward(dh: _Floats, x: _Floats, h_prev: _Floats, wx: _Floats, acts: _Floats, w_ih: _Floats,
+                         w_hh: _Floats, ln: Optional[_Floats], dw_ih: _Floats, dw_hh: _Floats,
+                         db_ih: Optional[_Floats], db_hh: Optional[_Floats], dln: Optional[_Floats], *,
+                         zoneout: float = 0.0, recurrent_dropout: float = 0.0, seed: int = 0, t0: int = 0,
+                         training: bool = True) -> tuple[_Floats, _Floats]: ...
+
 # IndRNN: w_hh (and dw_hh) are vectors [H]
 def indrnn_forward(x: _Floats, h0: Optional[_Floats], w_ih: _Floats, w_hh: _Floats, b_ih: Optional[_Floats],
                    b_hh: Optional[_Floats], nonlinearity: str = "relu", lengths: Optional[_Lengths] = None,

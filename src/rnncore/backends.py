@@ -1,7 +1,7 @@
 """Backend selection. A backend is a module with the four kernel functions of every cell
 (``<cell>_forward``, ``_backward``, ``_step_forward``, ``_step_backward`` for elman, lstm,
-lstmp (LSTM with proj_size), gru, indrnn) that ``rnncore.reference`` defines, with the
-same arguments: ``"native"`` is the C++ extension ``rnncore._core`` (the default),
+lstmp (LSTM with proj_size), gru, indrnn, lstm_ln and gru_ln (layer_norm=True)) that
+``rnncore.reference`` defines, with the same arguments: ``"native"`` is the C++ extension ``rnncore._core`` (the default),
 ``"reference"`` the pure-NumPy ``rnncore.reference``, which needs no compiled code."""
 
 from __future__ import annotations

@@ -307,6 +307,7 @@ OPTIONS = {
     "proj_size=H/2": ("lstm", {"proj_size": 0.5}),  # a fraction of H: less work than the plain cell
     "zoneout=0.1": ("rnn,lstm,gru", {"zoneout": 0.1}),
     "recurrent_dropout=0.25": ("rnn,lstm,gru", {"recurrent_dropout": 0.25}),
+    "layer_norm=True": ("lstm,gru", {"layer_norm": True}),
 }
 
 

@@ -57,11 +57,15 @@ class _Cell(Module):
             shapes[spec.extra[0]] = (spec.extra[1] * H,)
         if spec.proj:
             shapes[spec.proj] = (P, H)
+        for name, width in spec.norm:
+            shapes[name] = (width * H,)
         bound = 1.0 / math.sqrt(H)
         _checks.fits_in_memory(2 * sum(math.prod(s) for s in shapes.values()) * self.dtype.itemsize,
                                f"{type(self).__name__}'s parameters and gradients")
+        norm = {name for name, _ in spec.norm}
         for name, shape in shapes.items():
-            self._add_param(name, _checks.uniform(self.rng, bound, shape, self.dtype))
+            self._add_param(name, _spec.norm_init(name, shape, self.dtype) if name in norm
+                            else _checks.uniform(self.rng, bound, shape, self.dtype))
         self._w, self._g = _spec.Weights.of(self.params), _spec.Weights.of(self.grads)
 
     def _has_extra(self):
@@ -69,6 +73,8 @@ class _Cell(Module):
 
     def _cell_args(self):
         spec = self.spec
+        if spec.norm:  # the gains and biases packed as the kernels take them
+            return (_spec.pack_norm(spec, self.params),)
         return ((self._w.extra,) if spec.extra else ()) + ((getattr(self, spec.option),) if spec.option else ())
 
     @property
@@ -160,9 +166,12 @@ class _Cell(Module):
             dstates = self._check_state(dstate, B, names)
         self._stack.pop()
         w, g = self._w, self._g
-        grads = (g.w_ih, g.w_hh, *g.proj(), g.b_ih, g.b_hh) + ((g.extra,) if spec.extra else ())
+        dln = np.zeros(sum(width for _, width in spec.norm) * self.hidden_size, self.dtype) if spec.norm else None
+        grads = (g.w_ih, g.w_hh, *g.proj(), g.b_ih, g.b_hh) + ((g.extra if dln is None else dln,) if spec.extra else ())
         dx, *dprev = self._backward_kernel(*dstates, step.x, *step.prev, *step.new, *step.saved, w.w_ih, w.w_hh,
                                            *w.proj(), *self._cell_args(), *grads, **step.reg)
+        if dln is not None:
+            _spec.add_norm_grad(spec, self.grads, dln)
         return dx, self._pack(dprev)
 
     def __repr__(self):
@@ -197,16 +206,23 @@ class LSTMCell(_Cell):
 
     ``proj_size=P`` (0 < P < hidden_size; rnncore's own, torch.nn.LSTMCell has none) is
     torch.nn.LSTM's projection for one step: h' = W_hr (o * tanh(c')) with ``weight_hr``
-    [P,H]; h is then (B,P), ``weight_hh`` [4H,P], c stays (B,H)."""
+    [P,H]; h is then (B,P), ``weight_hh`` [4H,P], c stays (B,H).
+
+    ``layer_norm=True`` is one step of ``rnncore.LSTM(layer_norm=True)`` (haste's
+    LayerNormLSTM; Ba et al. 2016), with its gains and biases ``ln_weight_ih``,
+    ``ln_weight_hh`` [4H], ``ln_weight_c``, ``ln_bias_c`` [H]."""
 
     spec = _spec.LSTM
 
-    def __init__(self, input_size, hidden_size, bias=True, *, proj_size=0, peephole=False, zoneout=0.0,
-                 recurrent_dropout=0.0, dtype=np.float32, backend=None, seed=None):
+    def __init__(self, input_size, hidden_size, bias=True, *, proj_size=0, peephole=False, layer_norm=False,
+                 zoneout=0.0, recurrent_dropout=0.0, dtype=np.float32, backend=None, seed=None):
         self.peephole = bool(peephole)
         self.proj_size = _checks.proj_size(proj_size, _checks.positive_int("hidden_size", hidden_size))
+        self.layer_norm = _checks.layer_norm(layer_norm, proj_size=self.proj_size, peephole=self.peephole)
         if self.proj_size:
             self.spec = _spec.LSTMP
+        if self.layer_norm:
+            self.spec = _spec.LSTM_LN
         super().__init__(input_size, hidden_size, bias, dtype, backend, seed, zoneout, recurrent_dropout)
 
     def _has_extra(self):
@@ -216,18 +232,26 @@ class LSTMCell(_Cell):
         s = super().__repr__()[:-1]
         if self.proj_size:
             s += f", proj_size={self.proj_size}"
+        if self.layer_norm:
+            s += ", layer_norm=True"
         return s + (", peephole=True)" if self.peephole else ")")
 
 
 class GRUCell(_Cell):
-    """One GRU step (gates r, z, n); ``reset_after=False`` is Cho et al.'s original form."""
+    """One GRU step (gates r, z, n); ``reset_after=False`` is Cho et al.'s original form.
+    ``layer_norm=True`` is one step of ``rnncore.GRU(layer_norm=True)`` (haste's
+    LayerNormGRU; Ba et al. 2016), with its gains ``ln_weight_ih``, ``ln_weight_hh`` [3H]."""
 
     spec = _spec.GRU
 
-    def __init__(self, input_size, hidden_size, bias=True, *, reset_after=True, zoneout=0.0,
+    def __init__(self, input_size, hidden_size, bias=True, *, reset_after=True, layer_norm=False, zoneout=0.0,
                  recurrent_dropout=0.0, dtype=np.float32, backend=None, seed=None):
         self.reset_after = bool(reset_after)
+        self.layer_norm = _checks.layer_norm(layer_norm, reset_after=self.reset_after)
+        if self.layer_norm:
+            self.spec = _spec.GRU_LN
         super().__init__(input_size, hidden_size, bias, dtype, backend, seed, zoneout, recurrent_dropout)
 
     def __repr__(self):
-        return super().__repr__()[:-1] + (", reset_after=False)" if not self.reset_after else ")")
+        s = super().__repr__()[:-1] + (", layer_norm=True" if self.layer_norm else "")
+        return s + (", reset_after=False)" if not self.reset_after else ")")

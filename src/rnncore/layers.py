@@ -148,10 +148,16 @@ class _Recurrent(Module):
                     shapes[spec.extra[0] + sfx] = (spec.extra[1] * H,)
                 if spec.proj:
                     shapes[spec.proj + sfx] = (P, H)
+                for name, width in spec.norm:
+                    shapes[name + sfx] = (width * H,)
         count = sum(math.prod(s) for s in shapes.values())
         _checks.fits_in_memory(2 * count * self.dtype.itemsize, f"{type(self).__name__}'s parameters and gradients")
+        norm = {name for name, _ in spec.norm}
         for name, shape in shapes.items():
-            self._add_param(name, _checks.uniform(self.rng, bound, shape, self.dtype))
+            if name.rsplit("_l", 1)[0] in norm:
+                self._add_param(name, _spec.norm_init(name, shape, self.dtype))
+            else:
+                self._add_param(name, _checks.uniform(self.rng, bound, shape, self.dtype))
         # (params, grads) of each (layer, direction): the arrays are updated in place by
         # optimizers and load_state_dict, so the records are built once
         self._weights = [(_spec.Weights.of(self.params, self._suffix(layer, d)),
@@ -221,6 +227,8 @@ class _Recurrent(Module):
         w_hh (None when off): DropConnect (Merity et al. 2017), one mask per forward pass,
         drawn in training only; in evaluation w_hh as it is, the mask's expectation."""
         w = self._weights[k][0]
+        if self.spec.norm:  # the gains and biases packed as the kernels take them
+            w = w._replace(extra=_spec.pack_norm(self.spec, self.params, self._suffix(*divmod(k, self.num_directions))))
         p = self.weight_drop
         if not (self.training and p > 0):
             return w, None
@@ -331,6 +339,8 @@ class _Recurrent(Module):
             dw_hh = self._buffer(("ddropped_hh", k), g.w_hh.shape)
             dw_hh.fill(0)
             g = g._replace(w_hh=dw_hh)
+        if self.spec.norm:  # the kernels add into one packed dln, split by name below
+            g = g._replace(extra=np.zeros(saved.w.extra.shape, self.dtype))
         if saved.segments is None:
             dx, ds0 = self._backward_run(g, dy, dstates_n, saved.x, saved.histories, saved.saved, saved.w, lengths,
                                          saved.reverse, self._buffer(dx_key, saved.x.shape),
@@ -340,6 +350,8 @@ class _Recurrent(Module):
         if saved.drop is not None:
             w_grad = self._weights[k][1].w_hh
             w_grad += g.w_hh * saved.drop
+        if self.spec.norm:
+            _spec.add_norm_grad(self.spec, self.grads, g.extra, self._suffix(*divmod(k, self.num_directions)))
         return dx, ds0
 
     def _backward_run(self, g, dy, dstates_n, x, histories, saved, w, lengths, reverse, dx_out, reg_args):
@@ -552,18 +564,35 @@ class LSTM(_Recurrent):
     ``proj_size=P`` (0 < P < hidden_size; 0, the default, is none) is torch.nn.LSTM's
     projection: h_t = W_hr (o_t * tanh(c_t)) with ``weight_hr_l{k}`` [P,H], so h0/h_n
     are (L*D,B,P), the output has D*P features, ``weight_hh_l{k}`` is [4H,P] and layer
-    k>0 reads D*P inputs; c stays H wide (the peepholes, which read c, combine with it)."""
+    k>0 reads D*P inputs; c stays H wide (the peepholes, which read c, combine with it).
+
+    ``layer_norm=True`` is haste's LayerNormLSTM (layer normalisation, Ba et al. 2016,
+    "Layer Normalization"; lmnt-com/haste's ``layer_norm_lstm.py``)::
+
+        a_t = LN(W_ih x_t) * ln_weight_ih + LN(W_hh h_{t-1}) * ln_weight_hh + b_ih + b_hh
+        i, f, o = sigmoid(a_i, a_f, a_o)    g = tanh(a_g)    c_t = f * c_{t-1} + i * g
+        h_t = o * tanh(LN(c_t) * ln_weight_c + ln_bias_c)
+
+    with ``LN(v) = (v - mean(v)) / sqrt(var(v) + 1e-5)`` over all 4H pre-activations of a
+    row (over the H units of c), the biased variance; gains ``ln_weight_ih_l{k}``,
+    ``ln_weight_hh_l{k}`` [4H] and ``ln_weight_c_l{k}`` [H] start at 1, ``ln_bias_c_l{k}``
+    [H] at 0 (haste's gamma[0], gamma[1], gamma_h, beta_h; its single bias is b_ih + b_hh;
+    the G*H vectors in PyTorch's gate order i, f, g, o, haste's is i, g, f, o). It does
+    not combine with ``proj_size`` or ``peephole``."""
 
     spec = _spec.LSTM
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, *, proj_size=0, peephole=False, weight_drop=0.0,
-                 checkpoint_every=None, zoneout=0.0, recurrent_dropout=0.0, dtype=np.float32, backend=None,
-                 seed=None):
+                 dropout=0.0, bidirectional=False, *, proj_size=0, peephole=False, layer_norm=False,
+                 weight_drop=0.0, checkpoint_every=None, zoneout=0.0, recurrent_dropout=0.0, dtype=np.float32,
+                 backend=None, seed=None):
         self.peephole = bool(peephole)
         self.proj_size = _checks.proj_size(proj_size, _checks.positive_int("hidden_size", hidden_size))
+        self.layer_norm = _checks.layer_norm(layer_norm, proj_size=self.proj_size, peephole=self.peephole)
         if self.proj_size:
             self.spec = _spec.LSTMP
+        if self.layer_norm:
+            self.spec = _spec.LSTM_LN
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, weight_drop=weight_drop,
                          checkpoint_every=checkpoint_every, zoneout=zoneout,
@@ -576,21 +605,38 @@ class LSTM(_Recurrent):
         s = super().extra_repr()
         if self.proj_size:
             s += f", proj_size={self.proj_size}"
+        if self.layer_norm:
+            s += ", layer_norm=True"
         return s + ", peephole=True" if self.peephole else s
 
 
 class GRU(_Recurrent):
     """GRU with PyTorch's gate order r, z, n. ``reset_after=True`` is torch.nn.GRU
     (reset applied to ``W_hn h + b_hn``); ``reset_after=False`` is the original GRU
-    of Cho et al. (reset applied to h before the product), same parameters."""
+    of Cho et al. (reset applied to h before the product), same parameters.
+
+    ``layer_norm=True`` is haste's LayerNormGRU (layer normalisation, Ba et al. 2016;
+    lmnt-com/haste's ``layer_norm_gru.py``), in the reset-after form only::
+
+        ax = LN(W_ih x_t) * ln_weight_ih + b_ih      ah = LN(W_hh h_{t-1}) * ln_weight_hh + b_hh
+        r = sigmoid(ax_r + ah_r)   z = sigmoid(ax_z + ah_z)   n = tanh(ax_n + r * ah_n)
+        h_t = (1 - z) * n + z * h_{t-1}
+
+    with ``LN(v) = (v - mean(v)) / sqrt(var(v) + 1e-5)`` over all 3H pre-activations of a
+    row, the biased variance; gains ``ln_weight_ih_l{k}``, ``ln_weight_hh_l{k}`` [3H]
+    start at 1 (haste's gamma[0], gamma[1]; its bias and recurrent_bias are b_ih, b_hh;
+    the 3H vectors in PyTorch's gate order r, z, n, haste's is z, r, n)."""
 
     spec = _spec.GRU
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, *, reset_after=True, weight_drop=0.0,
+                 dropout=0.0, bidirectional=False, *, reset_after=True, layer_norm=False, weight_drop=0.0,
                  checkpoint_every=None, zoneout=0.0, recurrent_dropout=0.0, dtype=np.float32, backend=None,
                  seed=None):
         self.reset_after = bool(reset_after)
+        self.layer_norm = _checks.layer_norm(layer_norm, reset_after=self.reset_after)
+        if self.layer_norm:
+            self.spec = _spec.GRU_LN
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, weight_drop=weight_drop,
                          checkpoint_every=checkpoint_every, zoneout=zoneout,
@@ -598,4 +644,6 @@ class GRU(_Recurrent):
 
     def extra_repr(self):
         s = super().extra_repr()
+        if self.layer_norm:
+            s += ", layer_norm=True"
         return s if self.reset_after else s + ", reset_after=False"

@@ -8,7 +8,8 @@ between them. Forward and backward run rnncore's kernels through
 ``torch.autograd.Function``: tensors and NumPy arrays share memory (``Tensor.numpy()``,
 ``torch.from_numpy``), weight gradients come back through autograd and accumulate in
 ``.grad`` like any parameter's (LSTM's ``proj_size`` included). What rnncore adds is
-keyword-only: ``peephole=True`` (LSTM), ``reset_after=False`` (GRU),
+keyword-only: ``peephole=True`` (LSTM), ``reset_after=False`` (GRU), ``layer_norm=True``
+(LSTM, GRU and their cells: haste's LayerNormLSTM and LayerNormGRU, as ``rnncore.LSTM``'s),
 ``nonlinearity="sigmoid"`` (RNN), ``lengths=`` (variable lengths without packing),
 ``weight_drop=p`` (DropConnect on ``weight_hh``, one mask per forward pass in training,
 drawn from torch's generator: ``torch.manual_seed`` reproduces it), ``checkpoint_every=k``
@@ -54,15 +55,16 @@ class _Kernels:
     weight-gradient arrays and returns (dx, initial-state gradients); the step
     functions likewise for one step. Weights are (w_ih, w_hh, b_ih, b_hh, w_ch, w_hr), None
     where absent; with proj (LSTM's proj_size) the LSTM runs the lstmp kernels, which take
-    w_hr and save m as well."""
+    w_hr and save m as well; with norm (layer_norm) the lstm_ln and gru_ln kernels, w_ch's
+    place holding their packed gains and biases ``ln``."""
 
-    def __init__(self, kind, backend, option, proj=False):
-        self.kind, self.option, self.proj = kind, option, proj
+    def __init__(self, kind, backend, option, proj=False, norm=False):
+        self.kind, self.option, self.proj, self.norm = kind, option, proj, norm
         self.backend, self.ops = backends.resolve(backend)
         self.n_states = 2 if kind == "lstm" else 1
 
     def __getstate__(self):  # pickling a module (torch.save, copy.deepcopy): the backend by name
-        return self.kind, self.backend, self.option, self.proj
+        return self.kind, self.backend, self.option, self.proj, self.norm
 
     def __setstate__(self, state):
         self.__init__(*state)
@@ -76,11 +78,17 @@ class _Kernels:
         ops, o = self.ops, self.option
         H = w[0].shape[0] // (4 if self.kind == "lstm" else 1)
         unmixed = (np.empty((1, *x.shape[:2], H), x.dtype)
-                   if reg.get("zoneout", 0) > 0 and self.kind != "gru" else None)
+                   if reg.get("zoneout", 0) > 0 and self.kind != "gru" and not self.norm else None)
         kw = dict(reg, unmixed=unmixed) if reg else {}
         if self.kind == "rnn":
             y, h = ops.elman_forward(x, s0[0], *w[:4], o, lengths, reverse, **kw)
             fin, saved = (h[0] if reverse else h[-1],), (h,)
+        elif self.kind == "lstm" and self.norm:
+            y, h, c, *saved = ops.lstm_ln_forward(x, s0[0], s0[1], *w[:5], lengths, reverse, **kw)
+            fin, saved = ((h[0], c[0]) if reverse else (h[-1], c[-1])), (h, c, *saved)
+        elif self.norm:
+            y, h, *saved = ops.gru_ln_forward(x, s0[0], *w[:5], lengths, reverse, **kw)
+            fin, saved = (h[0] if reverse else h[-1],), (h, *saved)
         elif self.kind == "lstm" and self.proj:
             y, h, c, *saved = ops.lstmp_forward(x, s0[0], s0[1], w[0], w[1], w[5], *w[2:5], lengths, reverse, **kw)
             fin, saved = ((h[0], c[0]) if reverse else (h[-1], c[-1])), (h, c, *saved)
@@ -98,11 +106,18 @@ class _Kernels:
         ops, o = self.ops, self.option
         kw = {}
         if reg:
-            has_unmixed = reg["zoneout"] > 0 and self.kind != "gru"
+            has_unmixed = reg["zoneout"] > 0 and self.kind != "gru" and not self.norm
             kw = dict(reg, unmixed=saved[-1] if has_unmixed else None)
             saved = saved[:-1] if has_unmixed else saved
         if self.kind == "rnn":
             dx, dh0 = ops.elman_backward(dy, ds_n[0], x, *saved, w[0], w[1], o, lengths, reverse, *g[:4], **kw)
+            return dx, (dh0,)
+        if self.kind == "lstm" and self.norm:
+            dx, dh0, dc0 = ops.lstm_ln_backward(dy, ds_n[0], ds_n[1], x, *saved, w[0], w[1], w[4], lengths, reverse,
+                                                *g[:5], **kw)
+            return dx, (dh0, dc0)
+        if self.norm:
+            dx, dh0 = ops.gru_ln_backward(dy, ds_n[0], x, *saved, w[0], w[1], w[4], lengths, reverse, *g[:5], **kw)
             return dx, (dh0,)
         if self.kind == "lstm" and self.proj:
             dx, dh0, dc0 = ops.lstmp_backward(dy, ds_n[0], ds_n[1], x, *saved, w[0], w[1], w[5], w[4], lengths,
@@ -120,6 +135,12 @@ class _Kernels:
         ops, o = self.ops, self.option
         if self.kind == "rnn":
             return (ops.elman_step_forward(x, s[0], *w[:4], o),), ()
+        if self.kind == "lstm" and self.norm:
+            h, c, *saved = ops.lstm_ln_step_forward(x, s[0], s[1], *w[:5])
+            return (h, c), tuple(saved)
+        if self.norm:
+            h, *saved = ops.gru_ln_step_forward(x, s[0], *w[:5])
+            return (h,), tuple(saved)
         if self.kind == "lstm":
             h, c, gates = ops.lstm_step_forward(x, s[0], s[1], *w[:5])
             return (h, c), (gates,)
@@ -131,6 +152,12 @@ class _Kernels:
         ops, o = self.ops, self.option
         if self.kind == "rnn":
             dx, dh = ops.elman_step_backward(ds[0], x, s[0], new[0], w[0], w[1], o, *g[:4])
+            return dx, (dh,)
+        if self.kind == "lstm" and self.norm:
+            dx, dh, dc = ops.lstm_ln_step_backward(ds[0], ds[1], x, s[0], s[1], *saved, w[0], w[1], w[4], *g[:5])
+            return dx, (dh, dc)
+        if self.norm:
+            dx, dh = ops.gru_ln_step_backward(ds[0], x, s[0], *saved, w[0], w[1], w[4], *g[:5])
             return dx, (dh,)
         if self.kind == "lstm":
             dx, dh, dc = ops.lstm_step_backward(ds[0], ds[1], x, s[0], s[1], new[1], saved[0], w[0], w[1], w[4],
@@ -328,6 +355,41 @@ def _flag(name, value):
     return bool(value)
 
 
+def _layer_norm(module, value):
+    """layer_norm, checked against the options it does not combine with."""
+    return _checks.layer_norm(_flag("layer_norm", value), proj_size=getattr(module, "proj_size", 0),
+                              peephole=module.peephole, reset_after=getattr(module, "reset_after", True))
+
+
+_NORM = {"lstm": (("ln_weight_ih", 4), ("ln_weight_hh", 4), ("ln_weight_c", 1), ("ln_bias_c", 1)),
+         "gru": (("ln_weight_ih", 3), ("ln_weight_hh", 3))}
+
+
+def _register_norm(module, G, sfx, dtype):
+    """The layer norm's parameters of one (layer, direction), registered; their names."""
+    if not module.layer_norm:
+        return ()
+    names = []
+    for base, width in _NORM[module._kind]:
+        module.register_parameter(base + sfx, nn.Parameter(torch.empty(width * module.hidden_size, dtype=dtype)))
+        names.append(base + sfx)
+    return tuple(names)
+
+
+def _reset(module, H):
+    """U(-1/sqrt(H), 1/sqrt(H)) for the parameters torch.nn has, in registration order; the
+    layer norm's gains 1 and biases 0."""
+    bound = 1.0 / math.sqrt(H)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if name.startswith("ln_bias"):
+                p.zero_()
+            elif name.startswith("ln_weight"):
+                p.fill_(1.0)
+            else:
+                nn.init.uniform_(p, -bound, bound)
+
+
 def _factory(device, dtype):
     if device is not None and torch.device(device).type != "cpu":
         raise ValueError(f"device: rnncore runs on the CPU, got {device!r}")
@@ -419,7 +481,7 @@ class _RNNBase(nn.Module):
 
     def __init__(self, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                  device, dtype, backend, option, peephole=False, proj_size=0, weight_drop=0.0,
-                 checkpoint_every=None, zoneout=0.0, recurrent_dropout=0.0):
+                 checkpoint_every=None, zoneout=0.0, recurrent_dropout=0.0, layer_norm=False):
         super().__init__()
         dtype = _factory(device, dtype)
         self.input_size = _positive_int("input_size", input_size)
@@ -440,11 +502,13 @@ class _RNNBase(nn.Module):
         self.zoneout = _checks.probability("zoneout", zoneout)
         self.recurrent_dropout = _checks.probability("recurrent_dropout", recurrent_dropout)
         self.proj_size = _proj_size(proj_size, self.hidden_size)
-        self._kernels = _Kernels(self._kind, backend, option, self.proj_size > 0)
+        self.layer_norm = _layer_norm(self, layer_norm)
+        self._kernels = _Kernels(self._kind, backend, option, self.proj_size > 0, self.layer_norm)
         self.backend = self._kernels.backend
         D, H, G = self.num_directions, self.hidden_size, self._G
         P = self.proj_size or H
         self._names = []  # per (layer, direction): the six weight names, None where absent
+        self._norm_names = []  # per (layer, direction): the layer norm's, packed into w_ch's place
         for layer in range(self.num_layers):
             layer_in = self.input_size if layer == 0 else P * D
             for d in range(D):
@@ -461,6 +525,7 @@ class _RNNBase(nn.Module):
                     self.register_parameter(base + sfx, nn.Parameter(torch.empty(shape, dtype=dtype)))
                     names.append(base + sfx)
                 self._names.append(tuple(names))
+                self._norm_names.append(_register_norm(self, G, sfx, dtype))
         self.reset_parameters()
 
     @property
@@ -470,10 +535,9 @@ class _RNNBase(nn.Module):
     def reset_parameters(self):
         """U(-1/sqrt(H), 1/sqrt(H)) for every parameter, in registration order, from
         torch's generator: under the same ``torch.manual_seed`` the same values as
-        torch.nn.RNN/LSTM/GRU."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for p in self.parameters():
-            nn.init.uniform_(p, -bound, bound)
+        torch.nn.RNN/LSTM/GRU. The layer norm's gains start at 1, its biases at 0 (haste's),
+        drawing nothing."""
+        _reset(self, self.hidden_size)
 
     def flatten_parameters(self):
         """Nothing to do (kept for code written for cuDNN)."""
@@ -567,6 +631,8 @@ class _RNNBase(nn.Module):
                 k = layer * D + d
                 s0 = [None if s is None else s[k] for s in states0] + [None] * (2 - k_states)
                 w = [None if n is None else getattr(self, n) for n in self._names[k]]
+                if self.layer_norm:  # packed as the kernels take them; autograd splits the gradient
+                    w[4] = torch.cat([getattr(self, n) for n in self._norm_names[k]])
                 if self.weight_drop > 0 and self.training:  # one mask per forward pass; autograd masks the gradient
                     p = self.weight_drop
                     w[1] = w[1] * torch.empty_like(w[1]).bernoulli_(1 - p).mul_(0.0 if p == 1 else 1 / (1 - p))
@@ -600,7 +666,8 @@ class _RNNBase(nn.Module):
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
         for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0), ("bidirectional", False),
-                              ("proj_size", 0), ("peephole", False), ("weight_drop", 0.0), ("checkpoint_every", None),
+                              ("proj_size", 0), ("peephole", False), ("layer_norm", False), ("weight_drop", 0.0),
+                              ("checkpoint_every", None),
                               ("zoneout", 0.0), ("recurrent_dropout", 0.0)):
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)}"
@@ -634,33 +701,38 @@ class LSTM(_RNNBase):
     (0 < P < hidden_size) projects h as torch does: h_t = W_hr (o_t * tanh(c_t)) with
     ``weight_hr_l{k}`` [P,H], h0/h_n (L*D,B,P), output D*P features. ``peephole=True``
     adds Gers et al.'s diagonal peepholes ``weight_ch_l{k}`` [3H] (i, f, o), which read c
-    and combine with a projection."""
+    and combine with a projection. ``layer_norm=True`` is ``rnncore.LSTM(layer_norm=True)``
+    (haste's LayerNormLSTM; Ba et al. 2016) with its parameters ``ln_weight_ih_l{k}``,
+    ``ln_weight_hh_l{k}`` [4H], ``ln_weight_c_l{k}``, ``ln_bias_c_l{k}`` [H]."""
 
     _kind, _G = "lstm", 4
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, proj_size=0, device=None, dtype=None, *, peephole=False, weight_drop=0.0,
-                 checkpoint_every=None, zoneout=0.0, recurrent_dropout=0.0, backend=None):
+                 bidirectional=False, proj_size=0, device=None, dtype=None, *, peephole=False, layer_norm=False,
+                 weight_drop=0.0, checkpoint_every=None, zoneout=0.0, recurrent_dropout=0.0, backend=None):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          device, dtype, backend, None, peephole=peephole, proj_size=proj_size,
                          weight_drop=weight_drop, checkpoint_every=checkpoint_every, zoneout=zoneout,
-                         recurrent_dropout=recurrent_dropout)
+                         recurrent_dropout=recurrent_dropout, layer_norm=layer_norm)
 
 
 class GRU(_RNNBase):
     """GRU as torch.nn.GRU (gates r, z, n, reset applied to ``W_hn h + b_hn``), on
     rnncore's kernels; ``reset_after=False`` is Cho et al.'s original form (reset applied
-    to h before the product), with the same parameters."""
+    to h before the product), with the same parameters. ``layer_norm=True`` is
+    ``rnncore.GRU(layer_norm=True)`` (haste's LayerNormGRU; Ba et al. 2016) with its gains
+    ``ln_weight_ih_l{k}``, ``ln_weight_hh_l{k}`` [3H]."""
 
     _kind, _G = "gru", 3
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, device=None, dtype=None, *, reset_after=True, weight_drop=0.0,
+                 bidirectional=False, device=None, dtype=None, *, reset_after=True, layer_norm=False, weight_drop=0.0,
                  checkpoint_every=None, zoneout=0.0, recurrent_dropout=0.0, backend=None):
         self.reset_after = _flag("reset_after", reset_after)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          device, dtype, backend, self.reset_after, weight_drop=weight_drop,
-                         checkpoint_every=checkpoint_every, zoneout=zoneout, recurrent_dropout=recurrent_dropout)
+                         checkpoint_every=checkpoint_every, zoneout=zoneout, recurrent_dropout=recurrent_dropout,
+                         layer_norm=layer_norm)
 
     def extra_repr(self):
         s = super().extra_repr()
@@ -672,14 +744,16 @@ class _CellBase(nn.Module):
     _kind = ""
     _G = 1
 
-    def __init__(self, input_size, hidden_size, bias, device, dtype, backend, option, peephole=False):
+    def __init__(self, input_size, hidden_size, bias, device, dtype, backend, option, peephole=False,
+                 layer_norm=False):
         super().__init__()
         dtype = _factory(device, dtype)
         self.input_size = _positive_int("input_size", input_size)
         self.hidden_size = _positive_int("hidden_size", hidden_size)
         self.bias = _flag("bias", bias)
         self.peephole = _flag("peephole", peephole)
-        self._kernels = _Kernels(self._kind, backend, option)
+        self.layer_norm = _layer_norm(self, layer_norm)
+        self._kernels = _Kernels(self._kind, backend, option, False, self.layer_norm)
         self.backend = self._kernels.backend
         H, G = self.hidden_size, self._G
         shapes = {"weight_ih": (G * H, self.input_size), "weight_hh": (G * H, H),
@@ -689,13 +763,13 @@ class _CellBase(nn.Module):
         for name, shape in shapes.items():
             if shape is not None:
                 self.register_parameter(name, nn.Parameter(torch.empty(shape, dtype=dtype)))
+        self._norm_names = _register_norm(self, G, "", dtype)
         self.reset_parameters()
 
     def reset_parameters(self):
-        """U(-1/sqrt(H), 1/sqrt(H)), as torch.nn's cells (same values under the same seed)."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for p in self.parameters():
-            nn.init.uniform_(p, -bound, bound)
+        """U(-1/sqrt(H), 1/sqrt(H)), as torch.nn's cells (same values under the same seed);
+        the layer norm's gains 1 and biases 0."""
+        _reset(self, self.hidden_size)
 
     def forward(self, input, hx=None):
         """input (B, I) or unbatched (I,); hx None (zeros) or (B, H) (LSTMCell: a tuple
@@ -736,6 +810,8 @@ class _CellBase(nn.Module):
     def _step(self, x, h, c):
         """One kernel call through autograd (under torch.compile a graph break)."""
         w = [None if n is None else getattr(self, n) for n in self._names]
+        if self.layer_norm:  # packed as the kernels take them; autograd splits the gradient
+            w[4] = torch.cat([getattr(self, n) for n in self._norm_names])
         return _Step.apply(self._kernels, x, h, c, *w)
 
     def extra_repr(self):
@@ -744,6 +820,8 @@ class _CellBase(nn.Module):
             s += ", bias=False"
         if self.peephole:
             s += ", peephole=True"
+        if self.layer_norm:
+            s += ", layer_norm=True"
         return s + ("" if self.backend == "native" else f", backend={self.backend!r}")
 
 
@@ -766,24 +844,28 @@ class RNNCell(_CellBase):
 
 
 class LSTMCell(_CellBase):
-    """One LSTM step as torch.nn.LSTMCell; ``peephole=True`` adds ``weight_ch`` [3H]."""
+    """One LSTM step as torch.nn.LSTMCell; ``peephole=True`` adds ``weight_ch`` [3H];
+    ``layer_norm=True`` is one step of ``LSTM(layer_norm=True)`` (``ln_weight_ih``, ...)."""
 
     _kind, _G = "lstm", 4
 
     def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None, *, peephole=False,
-                 backend=None):
-        super().__init__(input_size, hidden_size, bias, device, dtype, backend, None, peephole=peephole)
+                 layer_norm=False, backend=None):
+        super().__init__(input_size, hidden_size, bias, device, dtype, backend, None, peephole=peephole,
+                         layer_norm=layer_norm)
 
 
 class GRUCell(_CellBase):
-    """One GRU step as torch.nn.GRUCell; ``reset_after=False`` is Cho et al.'s form."""
+    """One GRU step as torch.nn.GRUCell; ``reset_after=False`` is Cho et al.'s form;
+    ``layer_norm=True`` is one step of ``GRU(layer_norm=True)`` (``ln_weight_ih``, ...)."""
 
     _kind, _G = "gru", 3
 
     def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None, *, reset_after=True,
-                 backend=None):
+                 layer_norm=False, backend=None):
         self.reset_after = _flag("reset_after", reset_after)
-        super().__init__(input_size, hidden_size, bias, device, dtype, backend, self.reset_after)
+        super().__init__(input_size, hidden_size, bias, device, dtype, backend, self.reset_after,
+                         layer_norm=layer_norm)
 
     def extra_repr(self):
         s = super().extra_repr()

@@ -141,9 +141,10 @@ def _native_layers(model, state):
         return None
     specs, width = [], first.embedding_dim
     for layer, s in zip(middle, state):
+        # the native loop's cells carry H-wide states (no projection) and have no norms
         if type(layer) not in (RNN, IndRNN, LSTM, GRU) or layer.backend != "native" or layer.bidirectional \
                 or layer.batch_first or (layer.training and layer.dropout > 0) or layer.input_size != width \
-                or layer.proj_size:  # the native loop's cells carry H-wide states
+                or layer.proj_size or getattr(layer, "layer_norm", False):
             return None
         h = s[0] if isinstance(layer, LSTM) else s
         c = s[1] if isinstance(layer, LSTM) else None

@@ -1,7 +1,8 @@
 // Threading stress test of the kernel library, without Python, for ThreadSanitizer.
 //
 // Every cell on the recurrence driver (Elman tanh/relu/sigmoid, LSTM with and without
-// peepholes, LSTM with a projection (LSTMP), GRU both variants, IndRNN relu/tanh), forward
+// peepholes, LSTM with a projection (LSTMP), GRU both variants, IndRNN relu/tanh, the
+// layer-normalised LSTM and GRU), forward
 // then backward, in float and double, over shapes that take each split of the work (by
 // hidden units when B is small, by rows when B is large), with and without lengths, in
 // both directions, plain and with the driver's regularisers (zoneout and recurrent
@@ -25,6 +26,7 @@
 #include "cells/elman.h"
 #include "cells/gru.h"
 #include "cells/indrnn.h"
+#include "cells/layer_norm.h"
 #include "cells/lstm.h"
 #include "runtime/parallel.h"
 
@@ -53,6 +55,10 @@ template <typename scalar_t>
 bool cell_has_extra(const rnncore::LstmCell<scalar_t>& c) { return c.peephole; }
 template <typename scalar_t>
 bool cell_has_extra(const rnncore::LstmProjCell<scalar_t>& c) { return c.peephole; }
+template <typename scalar_t>
+bool cell_has_extra(const rnncore::LstmNormCell<scalar_t>&) { return true; }
+template <typename scalar_t>
+bool cell_has_extra(const rnncore::GruNormCell<scalar_t>&) { return true; }
 template <class Cell>
 bool cell_has_extra(const Cell&) { return false; }
 
@@ -80,7 +86,9 @@ std::vector<double> run_cell(const Cell& cell, const Shape& s, bool with_lengths
   std::vector<index_t> lengths(B);
   for (index_t b = 0; b < B; ++b) lengths[b] = static_cast<index_t>(rng() % (T + 1));
 
-  std::vector<scalar_t> y(T * B * P), h((T + 1) * B * P), c((T + 1) * B * H), s0(T * B * G * H), s1(T * B * H),
+  const index_t W0 = spec.saved > 0 ? spec.saved_buffers[0].width : G;
+  const index_t W1 = spec.saved > 1 ? spec.saved_buffers[1].width : 1;
+  std::vector<scalar_t> y(T * B * P), h((T + 1) * B * P), c((T + 1) * B * H), s0(T * B * W0 * H), s1(T * B * W1 * H),
       dx(T * B * I), dh0(B * P), dc0(B * H), dw_ih(G * H * I), dw_hh(R), db_ih(G * H), db_hh(G * H),
       dw_e(spec.extra.width * H), dw_hr(P * H), u0(T * B * P), u1(T * B * H);
   const bool proj = spec.proj != nullptr;
@@ -138,8 +146,9 @@ std::vector<double> run_cell(const Cell& cell, const Shape& s, bool with_lengths
 }
 
 // kind 0-2 Elman (tanh, relu, sigmoid), 3 LSTM, 4 LSTM with peepholes, 5 GRU (reset
-// after), 6 GRU (reset before), 7-8 IndRNN (relu, tanh), 9 LSTMP (P = H/2, peepholes).
-constexpr int kKinds = 10;
+// after), 6 GRU (reset before), 7-8 IndRNN (relu, tanh), 9 LSTMP (P = H/2, peepholes),
+// 10 LSTM and 11 GRU with layer norm.
+constexpr int kKinds = 12;
 template <typename scalar_t>
 std::vector<double> run_problem(int kind, const Shape& s, bool with_lengths, bool reverse, bool reg, unsigned seed) {
   using rnncore::Activation;
@@ -148,6 +157,8 @@ std::vector<double> run_problem(int kind, const Shape& s, bool with_lengths, boo
   if (kind <= 4) return run(rnncore::LstmCell<scalar_t>::make(0, kind == 4, 0));
   if (kind <= 6) return run(rnncore::GruCell<scalar_t>::make(kind == 5, false, 0));
   if (kind == 9) return run(rnncore::LstmProjCell<scalar_t>::make(0, true, s.H / 2));
+  if (kind == 10) return run(rnncore::LstmNormCell<scalar_t>::make(0, true, 0));
+  if (kind == 11) return run(rnncore::GruNormCell<scalar_t>::make(0, true, 0));
   const Activation act = kind == 7 ? Activation::relu : Activation::tanh;
   return run(rnncore::IndrnnCell<scalar_t>::make(static_cast<int>(act), false, 0));
 }

@@ -41,7 +41,12 @@ states, saved buffers) and::
                                     the new states; dax, dah those of the input-side and the
                                     recurrent-side pre-activations; dprev the previous
                                     states' through their direct uses (None: zero), dhin hin's
-    extra_grad(dextra, dah, prev, new)   adds the extra parameter's gradient (LSTM peepholes)
+    extra_grad(g, dah, prev, new, valid)
+                                 adds the extra parameter's gradient into g.extra (LSTM
+                                 peepholes; valid [B,1] the rows of the step that count, or
+                                 None: all), and the layer-normalised cells' gain and bias
+                                 gradients (their biases act after the norms, so
+                                 ``bias_from_preact`` is False: the tail does not sum dax, dah)
     weight_grad(dw_hh, dah, h_in, saved) adds dw_hh (h_in: the hin of every step)
     proj_grad(dw_hr, dh, saved)  adds dw_hr from the whole gradient reaching each h (only a
                                  cell whose spec has a projection; with zoneout, the cell's
@@ -326,7 +331,7 @@ def sequence_backward(cell, dy, dstates_n, x, hist, saved, p, lengths, reverse, 
         if valid is not None:  # padding passes the state gradients through, adds nothing
             dax_t, dah_t = np.where(valid[t], dax_t, 0), np.where(valid[t], dah_t, 0)
             dprev = tuple(np.where(valid[t], dp, dk) for dp, dk in zip(dprev, d))
-        cell.extra_grad(g.extra, dah_t, prev, new)
+        cell.extra_grad(g, dah_t, prev, new, None if valid is None else valid[t])
         dax[t], dah[t] = dax_t, dah_t
         if dh is not None:
             dh[t] = dnew[0] if valid is None else np.where(valid[t], dnew[0], 0)
@@ -368,7 +373,7 @@ def step_backward(cell, dnew, x, prev, new, saved, p, g, reg=OFF):
     dprev = _merge(dprev, dhin, M)
     if keep is not None:
         dprev = tuple(dp + kp for dp, kp in zip(dprev, keep))
-    cell.extra_grad(g.extra, dah, prev, new)
+    cell.extra_grad(g, dah, prev, new, None)
     if cell.spec.proj:
         cell.proj_grad(g.w_hr, dnew[0], saved)
     return (tail(cell, dax, dah, x, hin, saved, p, g), *dprev)
@@ -378,8 +383,9 @@ def tail(cell, dax, dah, x, h_in, saved, p, g):
     """After the loop: the weight gradients and dx, over all rows at once."""
     add(g.w_ih, dax.T @ x)
     cell.weight_grad(g.w_hh, dah, h_in, saved)
-    add(g.b_ih, dax.sum(0))
-    add(g.b_hh, dah.sum(0))
+    if cell.bias_from_preact:
+        add(g.b_ih, dax.sum(0))
+        add(g.b_hh, dah.sum(0))
     return dax @ p.w_ih
 
 
@@ -388,6 +394,7 @@ class MatrixCell:
     its gates, states and saved buffers."""
 
     spec: CellSpec
+    bias_from_preact = True  # the tail sums dax, dah into db_ih, db_hh
 
     def project(self, x, p):
         return project(x, p.w_ih, p.b_ih, p.b_hh)
@@ -395,7 +402,7 @@ class MatrixCell:
     def state_widths(self, H, p):
         return (H,) * len(self.spec.states)
 
-    def extra_grad(self, dextra, dah, prev, new):
+    def extra_grad(self, g, dah, prev, new, valid):
         pass
 
     def weight_grad(self, dw_hh, dah, h_in, saved):

@@ -93,8 +93,10 @@ class LSTM(MatrixCell):
         da, dc_prev = _gates_backward(dh, dc, prev[1], new[1], saved[0], p.extra)
         return da, da, (None, dc_prev), da @ p.w_hh
 
-    def extra_grad(self, dw_ch, da, prev, new):
-        """dp_i, dp_f, dp_o summed over the batch, added into dw_ch [3H]."""
+    def extra_grad(self, g, da, prev, new, valid):
+        """dp_i, dp_f, dp_o summed over the batch, added into g.extra (dw_ch [3H]); da is
+        zero at the rows valid leaves out."""
+        dw_ch = g.extra
         if dw_ch is not None:
             c_prev, c = prev[1], new[1]
             H = c.shape[-1]
