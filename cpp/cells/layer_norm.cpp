@@ -160,8 +160,9 @@ RNNCORE_CLONES void lstm_out_rows(scalar_t* acts, scalar_t* h_t, scalar_t* y_t, 
 }
 
 // Backward part 0: dn (of LN(c) g_c + b_c) and da_o; dnc = dn g_c into scratch [rows,5H]
-// (| da [4H]); g_c's and b_c's sums; dh_{t-1} primed with 0.
-template <typename scalar_t>
+// (| da [4H]); g_c's and b_c's sums; dh_{t-1} primed with 0. DY: dy_t is given (compile-time:
+// see lstm.cpp's backward_rows).
+template <typename scalar_t, bool DY>
 RNNCORE_CLONES void lstm_back_out_rows(scalar_t* scratch, scalar_t* dh_prev, scalar_t* dg_c, scalar_t* db_c,
                                        const scalar_t* dh_t, const scalar_t* dy_t, const scalar_t* acts,
                                        const scalar_t* g_c, index_t B, index_t H, index_t u0, index_t u1) {
@@ -170,14 +171,14 @@ RNNCORE_CLONES void lstm_back_out_rows(scalar_t* scratch, scalar_t* dh_prev, sca
     scalar_t* __restrict dao = dnc + 4 * H;
     scalar_t* __restrict dhp = dh_prev + b * H;
     const scalar_t* __restrict dh = dh_t + b * H;
-    const scalar_t* __restrict dy = dy_t ? dy_t + b * H : nullptr;
+    const scalar_t* __restrict dy = DY ? dy_t + b * H : nullptr;
     const scalar_t* __restrict a = acts + b * 10 * H;
     const scalar_t* __restrict cc = a + 8 * H;
     const scalar_t* __restrict tn = a + 9 * H;
     const Stats<scalar_t> sc(cc, H);
     RNNCORE_IVDEP
     for (index_t j = u0; j < u1; ++j) {
-      const scalar_t dht = dy ? dh[j] + dy[j] : dh[j];
+      const scalar_t dht = DY ? dh[j] + dy[j] : dh[j];
       const scalar_t o = a[3 * H + j], t = tn[j];
       const scalar_t dn = dht * o * (scalar_t(1) - t * t);
       dao[j] = dht * t * o * (scalar_t(1) - o);
@@ -258,8 +259,8 @@ RNNCORE_CLONES void gru_rows(scalar_t* acts, scalar_t* h_t, scalar_t* y_t, const
 }
 
 // Backward part 0: dax, dah into scratch [rows,6H], dh_{t-1} primed with dh z, the gains'
-// and biases' sums (accum: dg_ih | dg_hh | db_ih | db_hh).
-template <typename scalar_t>
+// and biases' sums (accum: dg_ih | dg_hh | db_ih | db_hh). DY as in lstm_back_out_rows.
+template <typename scalar_t, bool DY>
 RNNCORE_CLONES void gru_back_rows(scalar_t* scratch, scalar_t* dh_prev, scalar_t* acc, const scalar_t* dh_t,
                                   const scalar_t* dy_t, const scalar_t* acts, const scalar_t* wx_t,
                                   const scalar_t* h_prev, index_t B, index_t H, index_t u0, index_t u1) {
@@ -269,7 +270,7 @@ RNNCORE_CLONES void gru_back_rows(scalar_t* scratch, scalar_t* dh_prev, scalar_t
     scalar_t* __restrict dah = dax + N;
     scalar_t* __restrict dhp = dh_prev + b * H;
     const scalar_t* __restrict dh = dh_t + b * H;
-    const scalar_t* __restrict dy = dy_t ? dy_t + b * H : nullptr;
+    const scalar_t* __restrict dy = DY ? dy_t + b * H : nullptr;
     const scalar_t* __restrict a = acts + b * 7 * H;
     const scalar_t* __restrict rh = a + N;
     const scalar_t* __restrict ahn = a + 2 * N;
@@ -277,7 +278,7 @@ RNNCORE_CLONES void gru_back_rows(scalar_t* scratch, scalar_t* dh_prev, scalar_t
     const scalar_t* __restrict wx = wx_t + b * N;
     RNNCORE_IVDEP
     for (index_t j = u0; j < u1; ++j) {
-      const scalar_t dht = dy ? dh[j] + dy[j] : dh[j];
+      const scalar_t dht = DY ? dh[j] + dy[j] : dh[j];
       const scalar_t r = a[j], z = a[H + j], n = a[2 * H + j];
       const scalar_t dan = dht * (scalar_t(1) - z) * (scalar_t(1) - n * n);
       const scalar_t daz = dht * (hp[j] - n) * z * (scalar_t(1) - z);
@@ -320,10 +321,14 @@ void LstmNormCell<scalar_t>::backward_pointwise(const BwdStep<scalar_t>& s, int 
   const scalar_t* g_ih = s.p->extra;
   const scalar_t* acts = s.saved[1] + r0 * 10 * H;
   scalar_t* scratch = s.scratch + r0 * 5 * H;
-  if (part == 0)
-    lstm_back_out_rows<scalar_t>(scratch, s.dh_prev + o, s.accum + 2 * N, s.accum + 2 * N + H, s.dh + o,
-                                 s.dy ? s.dy + o : nullptr, acts, g_ih + 2 * N, r1 - r0, H, s.u0, s.u1);
-  else if (part == 1)
+  if (part == 0) {
+    const scalar_t* dy = s.dy ? s.dy + o : nullptr;
+    auto run = [&](auto kernel) {
+      kernel(scratch, s.dh_prev + o, s.accum + 2 * N, s.accum + 2 * N + H, s.dh + o, dy, acts, g_ih + 2 * N, r1 - r0,
+             H, s.u0, s.u1);
+    };
+    dy ? run(lstm_back_out_rows<scalar_t, true>) : run(lstm_back_out_rows<scalar_t, false>);
+  } else if (part == 1)
     lstm_back_gates_rows<scalar_t>(scratch, s.carry[1] + o, s.accum, acts, s.saved[0] + r0 * N, s.prev[1] + o,
                                    r1 - r0, H, s.u0, s.u1);
   else if (part == 2)
@@ -353,10 +358,14 @@ void GruNormCell<scalar_t>::backward_pointwise(const BwdStep<scalar_t>& s, int p
   const scalar_t* g_ih = s.p->extra;
   const scalar_t* acts = s.saved[1] + r0 * 7 * H;
   scalar_t* scratch = s.scratch + r0 * 6 * H;
-  if (part == 0)
-    gru_back_rows<scalar_t>(scratch, s.dh_prev + o, s.accum, s.dh + o, s.dy ? s.dy + o : nullptr, acts,
-                            s.saved[0] + r0 * N, s.prev[0] + o, r1 - r0, H, s.u0, s.u1);
-  else if (part == 1)
+  if (part == 0) {
+    const scalar_t* dy = s.dy ? s.dy + o : nullptr;
+    auto run = [&](auto kernel) {
+      kernel(scratch, s.dh_prev + o, s.accum, s.dh + o, dy, acts, s.saved[0] + r0 * N, s.prev[0] + o, r1 - r0, H, s.u0,
+             s.u1);
+    };
+    dy ? run(gru_back_rows<scalar_t, true>) : run(gru_back_rows<scalar_t, false>);
+  } else if (part == 1)
     norm_backward_rows<scalar_t, 3>(s.dgate[0] + r0 * N, s.dgate[1] + r0 * N, scratch, scratch + N, 6 * H,
                                     s.saved[0] + r0 * N, acts + N, 7 * H, g_ih, g_ih + N, r1 - r0, H, s.u0, s.u1);
 }
