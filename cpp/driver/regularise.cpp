@@ -23,8 +23,10 @@ inline std::uint64_t zoneout_threshold(double z) {
 }
 
 // Zoneout's mask of one row: keep[j - u0] = 1 where unit j in [u0,u1) keeps its previous value.
+// next(key, j) = mix(key + (j + 1) kGolden), the argument stepped by addition.
 RNNCORE_INLINE void keep_row(std::uint8_t* keep, std::uint64_t key, std::uint64_t threshold, index_t u0, index_t u1) {
-  for (index_t j = u0; j < u1; ++j) keep[j - u0] = (next(key, static_cast<std::uint64_t>(j)) >> 11) < threshold;
+  std::uint64_t v = key + (static_cast<std::uint64_t>(u0) + 1) * kGolden;
+  for (index_t j = u0; j < u1; ++j, v += kGolden) keep[j - u0] = (mix(v) >> 11) < threshold;
 }
 
 // The rows' loops, per instruction set (RNNCORE_CLONES); each row's mask is hashed into a
