@@ -29,9 +29,11 @@ T, B, I, H = 6, 3, 4, 5
 native = pytest.mark.skipif(not rnncore.backend_available("native"), reason="native backend not built")
 
 
-# ---- the masks, written out here from the documented hash (splitmix64 on Python ints) ----
+# ---- the masks, written out here from the documented hash (on Python ints): splitmix64 of
+# (seed, stream, t, b) folded to 32 bits, then murmur3's 32-bit finaliser per unit ----
 
 M64 = 2 ** 64 - 1
+M32 = 2 ** 32 - 1
 GOLDEN = 0x9e3779b97f4a7c15
 
 
@@ -45,8 +47,18 @@ def _next(key, v):
     return _mix((key + (v + 1) * GOLDEN) & M64)
 
 
+def _fmix32(x):
+    x ^= x >> 16
+    x = (x * 0x85ebca6b) & M32
+    x ^= x >> 13
+    x = (x * 0xc2b2ae35) & M32
+    return x ^ (x >> 16)
+
+
 def _uniform(seed, stream, t, b, j):
-    return (_next(_next(_next(_next(seed, stream), t), b), j) >> 11) * 2.0 ** -53
+    key = _next(_next(_next(seed, stream), t), b)
+    key32 = (key ^ (key >> 32)) & M32
+    return _fmix32((key32 + (j + 1) * 0x9e3779b9) & M32) * 2.0 ** -32
 
 
 def _zoneout_mask(seed, k, t, B, H, z):

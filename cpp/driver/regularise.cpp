@@ -1,9 +1,7 @@
-// Zoneout's masks and mixing (regularise.h), compiled once per instruction set: the hash
-// of each unit is two 64-bit multiplies, which vectorise (AVX-512's vpmullq, AVX2's
-// 32-bit partial products) where the scalar loop was most of zoneout's cost.
+// Zoneout's masks and mixing (regularise.h), compiled once per instruction set: each
+// unit's hash is two 32-bit multiplies, 8 units to an AVX2 register (16 with AVX-512),
+// where a scalar 64-bit hash per unit was most of zoneout's cost.
 #include "driver/regularise.h"
-
-#include <cmath>
 
 #include "runtime/activations.h"
 
@@ -15,18 +13,17 @@ namespace {
 // Units per stack chunk of a row's mask.
 constexpr index_t kMaskChunk = 512;
 
-// uniform(key, j) < z, tested in integers, (bits >> 11) < ceil(z 2^53): the same
-// comparison (bits >> 11 is an integer below 2^53 and z 2^53 is exact), which lets the
-// hash vectorise.
-inline std::uint64_t zoneout_threshold(double z) {
-  return z >= 1 ? (std::uint64_t(1) << 53) : static_cast<std::uint64_t>(std::ceil(z * 0x1.0p53));
-}
-
-// Zoneout's mask of one row: keep[j - u0] = 1 where unit j in [u0,u1) keeps its previous value.
-// next(key, j) = mix(key + (j + 1) kGolden), the argument stepped by addition.
-RNNCORE_INLINE void keep_row(std::uint8_t* keep, std::uint64_t key, std::uint64_t threshold, index_t u0, index_t u1) {
-  std::uint64_t v = key + (static_cast<std::uint64_t>(u0) + 1) * kGolden;
-  for (index_t j = u0; j < u1; ++j, v += kGolden) keep[j - u0] = (mix(v) >> 11) < threshold;
+// Zoneout's mask of one row: keep[j - u0] = 1 where unit j in [u0,u1) keeps its previous
+// value, unit_bits(key, j) < threshold (threshold32(z)); the hash's argument stepped by
+// addition, all in 32-bit lanes.
+RNNCORE_INLINE void keep_row(std::uint8_t* keep, std::uint32_t key, std::uint64_t threshold, index_t u0, index_t u1) {
+  if (threshold > 0xffffffffULL) {
+    for (index_t j = u0; j < u1; ++j) keep[j - u0] = 1;
+    return;
+  }
+  const std::uint32_t limit = static_cast<std::uint32_t>(threshold);
+  std::uint32_t v = key + (static_cast<std::uint32_t>(u0) + 1U) * kGolden32;
+  for (index_t j = u0; j < u1; ++j, v += kGolden32) keep[j - u0] = fmix32(v) < limit;
 }
 
 // The rows' loops, per instruction set (RNNCORE_CLONES); each row's mask is hashed into a
@@ -35,7 +32,7 @@ template <typename scalar_t>
 RNNCORE_CLONES void forward_rows(scalar_t* next, scalar_t* unmixed, const scalar_t* prev, const Regularise& r,
                                  int k, index_t t, index_t b0, index_t rows, index_t H, index_t u0, index_t u1) {
   const scalar_t z = scalar_t(r.zoneout), keep_new = scalar_t(1) - z;
-  const std::uint64_t threshold = zoneout_threshold(r.zoneout);
+  const std::uint64_t threshold = threshold32(r.zoneout);
   std::uint8_t keep[kMaskChunk];
   for (index_t b = 0; b < rows; ++b) {
     scalar_t* s = next + b * H;
@@ -46,7 +43,7 @@ RNNCORE_CLONES void forward_rows(scalar_t* next, scalar_t* unmixed, const scalar
       for (index_t j = u0; j < u1; ++j) s[j] = z * sp[j] + keep_new * s[j];
       continue;
     }
-    const std::uint64_t key = row_key(r.seed, zoneout_stream(k), r.t0 + t, b0 + b);
+    const std::uint32_t key = row_key(r.seed, zoneout_stream(k), r.t0 + t, b0 + b);
     for (index_t c0 = u0; c0 < u1; c0 += kMaskChunk) {
       const index_t c1 = u1 - c0 < kMaskChunk ? u1 : c0 + kMaskChunk;
       keep_row(keep, key, threshold, c0, c1);
@@ -60,7 +57,7 @@ RNNCORE_CLONES void split_rows(scalar_t* cell, scalar_t* keep, const scalar_t* g
                                const Regularise& r, int k, index_t t, index_t b0, index_t rows, index_t H, index_t u0,
                                index_t u1) {
   const scalar_t z = scalar_t(r.zoneout), keep_new = scalar_t(1) - z, zero = 0;
-  const std::uint64_t threshold = zoneout_threshold(r.zoneout);
+  const std::uint64_t threshold = threshold32(r.zoneout);
   std::uint8_t m[kMaskChunk];
   for (index_t b = 0; b < rows; ++b) {
     scalar_t* cb = cell + b * H;
@@ -75,7 +72,7 @@ RNNCORE_CLONES void split_rows(scalar_t* cell, scalar_t* keep, const scalar_t* g
       }
       continue;
     }
-    const std::uint64_t key = row_key(r.seed, zoneout_stream(k), r.t0 + t, b0 + b);
+    const std::uint32_t key = row_key(r.seed, zoneout_stream(k), r.t0 + t, b0 + b);
     for (index_t c0 = u0; c0 < u1; c0 += kMaskChunk) {
       const index_t c1 = u1 - c0 < kMaskChunk ? u1 : c0 + kMaskChunk;
       keep_row(m, key, threshold, c0, c1);

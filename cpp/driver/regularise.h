@@ -21,11 +21,14 @@
 //
 // The masks are a counter-based hash of (seed, stream, t, b, unit), so forward and
 // backward (and the reference, src/rnncore/reference/common.py, line for line) draw the
-// same ones with nothing stored: t is absolute (Regularise::t0 plus the step's index), so
+// same ones with nothing stored: a row's key is splitmix64 of (seed, stream, t, b), each
+// unit's 32 bits murmur3's 32-bit finaliser of that key folded to 32 bits plus (j + 1)
+// times the golden ratio, which vectorises 8 units to an AVX2 register; t is absolute (Regularise::t0 plus the step's index), so
 // a sequence run in segments draws the masks of the whole. Each mask is as wide as what it
 // masks (Cell::out_width: the LSTMP's h and M are P units, its c H).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "runtime/common.h"
@@ -59,22 +62,39 @@ inline std::uint64_t mix(std::uint64_t z) {
 }
 inline std::uint64_t next(std::uint64_t key, std::uint64_t v) { return mix(key + (v + 1) * kGolden); }
 
-// The key of a row's masks at time t; unit j's uniform is uniform(row_key, j).
-inline std::uint64_t row_key(std::uint64_t seed, std::uint64_t stream, index_t t, index_t b) {
-  return next(next(next(seed, stream), static_cast<std::uint64_t>(t)), static_cast<std::uint64_t>(b));
+// The key of a row's masks at time t, folded to the 32 bits the units' hash starts from.
+inline std::uint32_t row_key(std::uint64_t seed, std::uint64_t stream, index_t t, index_t b) {
+  const std::uint64_t k =
+      next(next(next(seed, stream), static_cast<std::uint64_t>(t)), static_cast<std::uint64_t>(b));
+  return static_cast<std::uint32_t>(k ^ (k >> 32));
 }
-// In [0,1) with 53 random bits.
-inline double uniform(std::uint64_t key, index_t j) {
-  return static_cast<double>(next(key, static_cast<std::uint64_t>(j)) >> 11) * 0x1.0p-53;
+// murmur3's 32-bit finaliser (a bijection with full avalanche).
+inline std::uint32_t fmix32(std::uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x85ebca6bU;
+  x ^= x >> 13;
+  x *= 0xc2b2ae35U;
+  return x ^ (x >> 16);
+}
+constexpr std::uint32_t kGolden32 = 0x9e3779b9U;
+// Unit j's 32 bits; its uniform is bits * 2^-32, in [0,1).
+inline std::uint32_t unit_bits(std::uint32_t key, index_t j) {
+  return fmix32(key + (static_cast<std::uint32_t>(j) + 1U) * kGolden32);
+}
+// uniform < q, tested in integers: bits < ceil(q 2^32) (q 2^32 is exact); a threshold of
+// 2^32 or more keeps every unit.
+inline std::uint64_t threshold32(double q) {
+  return q >= 1 ? (std::uint64_t(1) << 32) : static_cast<std::uint64_t>(std::ceil(q * 0x1.0p32));
 }
 
 // M [B,H] rows [0,B), units [u0,u1): 1/(1-p) where the unit is kept (uniform >= p), else 0.
 template <typename scalar_t>
 void dropout_mask(scalar_t* M, const Regularise& r, index_t B, index_t H, index_t u0, index_t u1) {
   const scalar_t scale = r.recurrent_dropout < 1 ? scalar_t(1.0 / (1.0 - r.recurrent_dropout)) : scalar_t(0);
+  const std::uint64_t drop = threshold32(r.recurrent_dropout);
   for (index_t b = 0; b < B; ++b) {
-    const std::uint64_t key = row_key(r.seed, kDropoutStream, 0, b);
-    for (index_t j = u0; j < u1; ++j) M[b * H + j] = uniform(key, j) >= r.recurrent_dropout ? scale : scalar_t(0);
+    const std::uint32_t key = row_key(r.seed, kDropoutStream, 0, b);
+    for (index_t j = u0; j < u1; ++j) M[b * H + j] = unit_bits(key, j) >= drop ? scale : scalar_t(0);
   }
 }
 

@@ -220,12 +220,25 @@ def _u64(v):
     return np.full(1, v, np.uint64)  # arrays, never scalars: their arithmetic wraps silently
 
 
+def _fmix32(x):
+    """murmur3's 32-bit finaliser on a uint32 array (wrapping arithmetic)."""
+    x = x ^ (x >> np.uint32(16))
+    x = x * np.uint32(0x85ebca6b)
+    x = x ^ (x >> np.uint32(13))
+    x = x * np.uint32(0xc2b2ae35)
+    return x ^ (x >> np.uint32(16))
+
+
 def uniforms(seed, stream, t, B, H):
     """[B,H] uniforms in [0,1) of (seed, stream, t, b, unit), the kernels' hash: stream 0 is
-    recurrent dropout (at t = 0), stream 1 + k zoneout of state k."""
+    recurrent dropout (at t = 0), stream 1 + k zoneout of state k. A row's key is
+    splitmix64 of (seed, stream, t, b) folded to 32 bits; unit j's 32 bits are murmur3's
+    finaliser of key + (j + 1) * 0x9e3779b9 (mod 2**32)."""
     key = _next(_next(_next(_u64(seed), _u64(stream)), _u64(t)), np.arange(B, dtype=np.uint64))
-    bits = _next(key[:, None], np.arange(H, dtype=np.uint64)[None, :])
-    return (bits >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+    key32 = (key ^ (key >> np.uint64(32))).astype(np.uint32)  # the low 32 bits
+    units = (np.arange(H, dtype=np.uint64) + np.uint64(1)) * np.uint64(0x9e3779b9)
+    bits = _fmix32(key32[:, None] + units.astype(np.uint32)[None, :])
+    return bits.astype(np.float64) * 2.0 ** -32
 
 
 def dropout_mask(reg, B, H, dtype):
