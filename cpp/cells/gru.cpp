@@ -108,10 +108,9 @@ RNNCORE_CLONES void backward_rows_after(scalar_t* dax_t, scalar_t* dah_t, scalar
     RNNCORE_IVDEP
     for (index_t j = u0; j < u1; ++j) {
       const scalar_t g = DY ? dh[j] + dyb[j] : dh[j];
-      const scalar_t r = gr[j], z = gz[j], n = gn[j];
-      const scalar_t dan = g * (scalar_t(1) - z) * (scalar_t(1) - n * n);
-      const scalar_t daz = g * (hp[j] - n) * z * (scalar_t(1) - z);
-      const scalar_t dar = dan * a[j] * r * (scalar_t(1) - r);
+      const scalar_t r = gr[j], z = gz[j];
+      scalar_t dar, daz, dan;
+      gru_after_grads(g, r, z, gn[j], a[j], hp[j], dar, daz, dan);
       xr[j] = dar;
       xz[j] = daz;
       xn[j] = dan;

@@ -32,8 +32,20 @@
 #pragma once
 
 #include "driver/cell.h"
+#include "runtime/activations.h"
 
 namespace rnncore {
+
+// The reset-after gates' gradients from g, the gradient reaching h_t, and the step's r, z,
+// n, ah_n and h_{t-1}: da_r, da_z, da_n (GruCell's and GruNormCell's backward, inlined into
+// their vectorised loops).
+template <typename scalar_t>
+RNNCORE_INLINE void gru_after_grads(scalar_t g, scalar_t r, scalar_t z, scalar_t n, scalar_t ahn, scalar_t hp,
+                                    scalar_t& dar, scalar_t& daz, scalar_t& dan) {
+  dan = g * (scalar_t(1) - z) * (scalar_t(1) - n * n);
+  daz = g * (hp - n) * z * (scalar_t(1) - z);
+  dar = dan * ahn * r * (scalar_t(1) - r);
+}
 
 template <typename scalar_t_>
 struct GruCell : MatrixCell<scalar_t_, 3> {

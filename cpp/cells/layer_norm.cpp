@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "cells/gru.h"
 #include "driver/loop.h"
 #include "runtime/activations.h"
 
@@ -279,10 +280,9 @@ RNNCORE_CLONES void gru_back_rows(scalar_t* scratch, scalar_t* dh_prev, scalar_t
     RNNCORE_IVDEP
     for (index_t j = u0; j < u1; ++j) {
       const scalar_t dht = DY ? dh[j] + dy[j] : dh[j];
-      const scalar_t r = a[j], z = a[H + j], n = a[2 * H + j];
-      const scalar_t dan = dht * (scalar_t(1) - z) * (scalar_t(1) - n * n);
-      const scalar_t daz = dht * (hp[j] - n) * z * (scalar_t(1) - z);
-      const scalar_t dar = dan * ahn[j] * r * (scalar_t(1) - r);
+      const scalar_t r = a[j], z = a[H + j];
+      scalar_t dar, daz, dan;
+      gru_after_grads(dht, r, z, a[2 * H + j], ahn[j], hp[j], dar, daz, dan);
       dax[j] = dar;
       dax[H + j] = daz;
       dax[2 * H + j] = dan;
@@ -305,13 +305,13 @@ void LstmNormCell<scalar_t>::forward_pointwise(const FwdStep<scalar_t>& s, int p
   const index_t H = s.H, N = 4 * H, o = r0 * H;
   const scalar_t* g_ih = s.p->extra;
   scalar_t* acts = s.saved[1] + r0 * 10 * H;
-  if (part == 1 && s.p->b_ih)
-    lstm_gates_rows<scalar_t, true>(acts, s.next[1] + o, s.saved[0] + r0 * N, s.prev[1] + o, g_ih, g_ih + N,
-                                    s.p->b_ih, s.p->b_hh, r1 - r0, H, s.u0, s.u1);
-  else if (part == 1)
-    lstm_gates_rows<scalar_t, false>(acts, s.next[1] + o, s.saved[0] + r0 * N, s.prev[1] + o, g_ih, g_ih + N,
-                                     nullptr, nullptr, r1 - r0, H, s.u0, s.u1);
-  else if (part == 2)
+  if (part == 1) {
+    auto run = [&](auto kernel) {
+      kernel(acts, s.next[1] + o, s.saved[0] + r0 * N, s.prev[1] + o, g_ih, g_ih + N, s.p->b_ih, s.p->b_hh, r1 - r0,
+             H, s.u0, s.u1);
+    };
+    s.p->b_ih ? run(lstm_gates_rows<scalar_t, true>) : run(lstm_gates_rows<scalar_t, false>);
+  } else if (part == 2)
     lstm_out_rows<scalar_t>(acts, s.next[0] + o, s.y + o, g_ih + 2 * N, g_ih + 2 * N + H, r1 - r0, H, s.u0, s.u1);
 }
 
@@ -344,12 +344,11 @@ void GruNormCell<scalar_t>::forward_pointwise(const FwdStep<scalar_t>& s, int pa
   const index_t H = s.H, N = 3 * H, o = r0 * H;
   const scalar_t* g_ih = s.p->extra;
   scalar_t* acts = s.saved[1] + r0 * 7 * H;
-  if (s.p->b_ih)
-    gru_rows<scalar_t, true>(acts, s.next[0] + o, s.y + o, s.saved[0] + r0 * N, s.prev[0] + o, g_ih, g_ih + N,
-                             s.p->b_ih, s.p->b_hh, r1 - r0, H, s.u0, s.u1);
-  else
-    gru_rows<scalar_t, false>(acts, s.next[0] + o, s.y + o, s.saved[0] + r0 * N, s.prev[0] + o, g_ih, g_ih + N,
-                              nullptr, nullptr, r1 - r0, H, s.u0, s.u1);
+  auto run = [&](auto kernel) {
+    kernel(acts, s.next[0] + o, s.y + o, s.saved[0] + r0 * N, s.prev[0] + o, g_ih, g_ih + N, s.p->b_ih, s.p->b_hh,
+           r1 - r0, H, s.u0, s.u1);
+  };
+  s.p->b_ih ? run(gru_rows<scalar_t, true>) : run(gru_rows<scalar_t, false>);
 }
 
 template <typename scalar_t>

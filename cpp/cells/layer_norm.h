@@ -69,8 +69,31 @@
 
 namespace rnncore {
 
+// What both layer-normalised cells share, G gates and acts W*H wide: no biases in the
+// projection (they act after the norms), the two sides' gradients apart, forward part 0
+// the product into acts' recurrent block, the last backward part dhin += dgate[1] @ w_hh,
+// and dw_hh from dgate[1].
+template <typename scalar_t_, index_t G, index_t W, int LastBackwardPart>
+struct NormMatrixCell : MatrixCell<scalar_t_, G> {
+  using scalar_t = scalar_t_;
+  int grad_buffers() const { return 2; }
+  void input_bias(const Params<scalar_t>&, index_t, scalar_t*, const scalar_t** b1, const scalar_t** b2) const {
+    *b1 = *b2 = nullptr;
+  }
+  void forward_product(const FwdStep<scalar_t>& s, int part) const {
+    if (part == 0)
+      for (index_t k = 0; k < G; ++k) s.product(0, k, s.hin, s.H, s.saved[1] + (G + k) * s.H, W * s.H, false);
+  }
+  void backward_product(const BwdStep<scalar_t>& s, int part) const {
+    if (part == LastBackwardPart) s.product(0, 0, s.dgate[1], G * s.H, s.dh_in, s.H, true);
+  }
+  void weight_grad(const Tail<scalar_t>& t) const {
+    weight_grad_gemm(t, t.dw_hh, G * t.H, t.dgate[1], G * t.H, t.h_in, t.H);
+  }
+};
+
 template <typename scalar_t_>
-struct LstmNormCell : MatrixCell<scalar_t_, 4> {
+struct LstmNormCell : NormMatrixCell<scalar_t_, 4, 10, 3> {
   using scalar_t = scalar_t_;
   static constexpr CellSpec spec = {"lstm_ln", 4, 2, {"h", "c"}, 2, {{"wx", 4}, {"acts", 10}}, 0, {"ln", 10},
                                     nullptr, OptionKind::none, nullptr, 0, false, {false, false}};
@@ -83,29 +106,15 @@ struct LstmNormCell : MatrixCell<scalar_t_, 4> {
   int backward_parts() const { return 4; }
   int state_part(int k) const { return k == 0 ? 2 : 1; }
   int gate_part() const { return 1; }
-  int grad_buffers() const { return 2; }
   index_t backward_scratch_ld(index_t H) const { return 5 * H; }  // d(LN(c_t)) [H], da [4H]
   index_t accum(index_t H) const { return 14 * H; }               // dg_ih, dg_hh, dg_c, db_c, db
   index_t bias_accum(index_t H, int) const { return 10 * H; }
-  void input_bias(const Params<scalar_t>&, index_t, scalar_t*, const scalar_t** b1, const scalar_t** b2) const {
-    *b1 = *b2 = nullptr;
-  }
-  void forward_product(const FwdStep<scalar_t>& s, int part) const {
-    if (part == 0)
-      for (index_t k = 0; k < 4; ++k) s.product(0, k, s.hin, s.H, s.saved[1] + (4 + k) * s.H, 10 * s.H, false);
-  }
-  void backward_product(const BwdStep<scalar_t>& s, int part) const {
-    if (part == 3) s.product(0, 0, s.dgate[1], 4 * s.H, s.dh_in, s.H, true);
-  }
-  void weight_grad(const Tail<scalar_t>& t) const {
-    weight_grad_gemm(t, t.dw_hh, 4 * t.H, t.dgate[1], 4 * t.H, t.h_in, t.H);
-  }
   void forward_pointwise(const FwdStep<scalar_t>& s, int part, index_t r0, index_t r1) const;
   void backward_pointwise(const BwdStep<scalar_t>& s, int part, index_t r0, index_t r1) const;
 };
 
 template <typename scalar_t_>
-struct GruNormCell : MatrixCell<scalar_t_, 3> {
+struct GruNormCell : NormMatrixCell<scalar_t_, 3, 7, 2> {
   using scalar_t = scalar_t_;
   static constexpr CellSpec spec = {"gru_ln", 3, 1, {"h"}, 2, {{"wx", 3}, {"acts", 7}}, 0, {"ln", 6},
                                     nullptr, OptionKind::none, nullptr, 0, false, {false}};
@@ -117,23 +126,9 @@ struct GruNormCell : MatrixCell<scalar_t_, 3> {
   int forward_parts() const { return 2; }
   int backward_parts() const { return 3; }
   int state_part(int) const { return 1; }
-  int grad_buffers() const { return 2; }
   index_t backward_scratch_ld(index_t H) const { return 6 * H; }  // dax, dah
   index_t accum(index_t H) const { return 12 * H; }               // dg_ih, dg_hh, db_ih, db_hh
   index_t bias_accum(index_t H, int k) const { return (k == 0 ? 6 : 9) * H; }
-  void input_bias(const Params<scalar_t>&, index_t, scalar_t*, const scalar_t** b1, const scalar_t** b2) const {
-    *b1 = *b2 = nullptr;
-  }
-  void forward_product(const FwdStep<scalar_t>& s, int part) const {
-    if (part == 0)
-      for (index_t k = 0; k < 3; ++k) s.product(0, k, s.hin, s.H, s.saved[1] + (3 + k) * s.H, 7 * s.H, false);
-  }
-  void backward_product(const BwdStep<scalar_t>& s, int part) const {
-    if (part == 2) s.product(0, 0, s.dgate[1], 3 * s.H, s.dh_in, s.H, true);
-  }
-  void weight_grad(const Tail<scalar_t>& t) const {
-    weight_grad_gemm(t, t.dw_hh, 3 * t.H, t.dgate[1], 3 * t.H, t.h_in, t.H);
-  }
   void forward_pointwise(const FwdStep<scalar_t>& s, int part, index_t r0, index_t r1) const;
   void backward_pointwise(const BwdStep<scalar_t>& s, int part, index_t r0, index_t r1) const;
 };
