@@ -106,9 +106,9 @@ def main():
     args = ap.parse_args()
     if len(args.every) != len(args.T):
         ap.error("--every takes one k per --T")
-    B, I, H = args.shape
     if args.pairs < 1:
         ap.error("--pairs must be at least 1")
+    B, I, H = args.shape
     allocators = ["default", "kept"] if args.allocator == "both" else [args.allocator]
     print(f"LSTM training step, float32, B={B} I={I} H={H}, {args.threads} threads; memory the step adds "
           f"beyond y and dx (MiB), time (s), {args.pairs} pairs")
@@ -122,7 +122,8 @@ def main():
                                      env=KEPT if allocator == "kept" else None))
             ratios = [c / f for f, c in zip(times["full"], times["ckpt"])]
             ideal = statistics.median((f + fw) / f for f, fw in zip(times["full"], times["forward"]))
-            sys_share = [statistics.median(s / t for s, t in zip(times["sys_" + n], times[n])) for n in ("full", "ckpt")]
+            sys_share = [statistics.median(s / t for s, t in zip(times["sys_" + n], times[n]))
+                         for n in ("full", "ckpt")]
             print(f"{T:>6} {k:>4} {full_mib:9.1f} {ckpt_mib:9.1f} {ckpt_mib / full_mib:6.3f} {allocator:>9} "
                   f"{statistics.median(times['full']):7.3f} {statistics.median(times['ckpt']):7.3f} "
                   f"{statistics.median(ratios):8.3f} ({min(ratios):.3f}-{max(ratios):.3f}) {ideal:6.3f} "

@@ -23,9 +23,10 @@
 // backward (and the reference, src/rnncore/reference/common.py, line for line) draw the
 // same ones with nothing stored: a row's key is splitmix64 of (seed, stream, t, b), each
 // unit's 32 bits murmur3's 32-bit finaliser of that key folded to 32 bits plus (j + 1)
-// times the golden ratio, which vectorises 8 units to an AVX2 register; t is absolute (Regularise::t0 plus the step's index), so
-// a sequence run in segments draws the masks of the whole. Each mask is as wide as what it
-// masks (Cell::out_width: the LSTMP's h and M are P units, its c H).
+// times the golden ratio, which vectorises 8 units to an AVX2 register. t is absolute
+// (Regularise::t0 plus the step's index), so a sequence run in segments draws the masks
+// of the whole. Each mask is as wide as what it masks (Cell::out_width: the LSTMP's h and
+// M are P units, its c H).
 #pragma once
 
 #include <cmath>

@@ -235,7 +235,7 @@ def uniforms(seed, stream, t, B, H):
     splitmix64 of (seed, stream, t, b) folded to 32 bits; unit j's 32 bits are murmur3's
     finaliser of key + (j + 1) * 0x9e3779b9 (mod 2**32)."""
     key = _next(_next(_next(_u64(seed), _u64(stream)), _u64(t)), np.arange(B, dtype=np.uint64))
-    key32 = (key ^ (key >> np.uint64(32))).astype(np.uint32)  # the low 32 bits
+    key32 = (key ^ (key >> np.uint64(32))).astype(np.uint32)  # folded: the low 32 bits of key ^ key >> 32
     units = (np.arange(H, dtype=np.uint64) + np.uint64(1)) * np.uint64(0x9e3779b9)
     bits = _fmix32(key32[:, None] + units.astype(np.uint32)[None, :])
     return bits.astype(np.float64) * 2.0 ** -32
